@@ -1,0 +1,45 @@
+# The README names these targets; .ci/run calls them.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+
+.PHONY: install up test test-slow test-swarm test-browser test-all lint fmt bench clean
+
+install: $(STAMP)            ## a virtualenv with pingpong and its dev tools
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	rm -f $(VENV)/.installed-*; touch $@
+
+up: install                  ## the whole game locally: then curl localhost:3000
+	$(VENV)/bin/pingpong up
+
+test: install                ## unit + integration tests (a few minutes)
+	$(PY) -m pytest -m "not slow and not swarm and not browser"
+
+test-slow: install           ## long fault and soak scenarios
+	$(PY) -m pytest -m slow
+
+test-swarm: install          ## deploy stack.yml on a real Docker Swarm
+	$(PY) -m pytest -m swarm
+
+test-browser: install        ## the scoreboard page in headless Chromium
+	$(PY) -m pytest -m browser
+
+test-all: install            ## everything CI runs
+	$(PY) -m pytest
+
+lint: install                ## ruff and mypy --strict
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+fmt: install
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+clean:
+	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache wheelhouse

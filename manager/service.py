@@ -1,0 +1,227 @@
+"""The manager service: serves ``game.play`` (queue group ``manager``).
+
+Every game runs in its own task, at most ``MAX_GAMES`` at once; each swing is
+a NATS request to ``<side>.swing``. Events go to ``rally.<game_id>.<kind>``;
+the final one through JetStream with ``Nats-Msg-Id`` so a retry is stored once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+
+import nats.errors
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+
+from manager.rally import Limits, play_game
+from pingpong import bus, subjects
+from pingpong.errors import BadMessageError, GameAbortedError, RemoteError, UnansweredError
+from pingpong.messages import (
+    Game,
+    GameRequest,
+    Message,
+    RallyAborted,
+    RallyFinished,
+    RallyStarted,
+    RallySwing,
+    Stroke,
+    Swing,
+    SwingReply,
+    decode,
+    encode,
+    now,
+)
+from pingpong.settings import Settings
+
+log = logging.getLogger(__name__)
+
+FINAL_PUBLISH_TRIES = 3
+"""Attempts to store a game's final event (deduplicated by its message id)."""
+
+
+def new_game_id() -> str:
+    """A fresh game id: 12 hex digits, one subject token."""
+    return secrets.token_hex(6)
+
+
+class Manager:
+    """Plays games on one NATS connection."""
+
+    def __init__(
+        self, nc: Client, settings: Settings, instance: str, js: JetStreamContext | None
+    ) -> None:
+        self.nc = nc
+        self.settings = settings
+        self.instance = instance
+        self.js = js
+        self.limits = Limits(max_rounds=settings.max_rounds, retries=settings.swing_retries)
+        self._slots = asyncio.Semaphore(settings.max_games)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._swing_subjects = {side: subjects.swing_subject(side) for side in subjects.SIDES}
+
+    async def swing(self, side: subjects.Side, swing: Swing) -> SwingReply:
+        """One swing request; :class:`UnansweredError` on timeout or no responders."""
+        try:
+            msg = await self.nc.request(
+                self._swing_subjects[side], encode(swing), timeout=self.settings.swing_timeout
+            )
+            return decode(SwingReply, bus.raise_for_error(msg).data)
+        except nats.errors.NoRespondersError:
+            raise UnansweredError("no responders") from None
+        except nats.errors.TimeoutError:
+            raise UnansweredError(f"timeout after {self.settings.swing_timeout}s") from None
+        except (RemoteError, BadMessageError) as e:  # a broken player: let another one answer
+            log.warning("bad reply from a %s player: %s", side, e)
+            raise UnansweredError(str(e)) from None
+
+    async def on_request(self, msg: Msg) -> None:
+        """Subscription callback: start the game in a task (waits while at ``MAX_GAMES``)."""
+        await self._slots.acquire()
+        task = asyncio.create_task(self._serve(msg))
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        self._slots.release()
+
+    async def _serve(self, msg: Msg) -> None:
+        try:
+            request = decode(GameRequest, msg.data) if msg.data else GameRequest()
+        except BadMessageError as e:
+            log.warning("rejected a game request: %s", e)
+            await bus.respond_error(msg, 400, str(e))
+            return
+        try:
+            game = await self.play(request)
+        except GameAbortedError as e:
+            await bus.respond_error(msg, 504 if e.timed_out else 503, e.reason)
+            return
+        except Exception:  # never let one game take the service down
+            log.exception("game failed")
+            await bus.respond_error(msg, 500, "internal error in the manager")
+            return
+        if msg.reply:
+            await self.nc.publish(msg.reply, encode(game))
+
+    async def play(self, request: GameRequest) -> Game:
+        """Play one game, publishing its events; :class:`GameAbortedError` if it cannot end."""
+        game_id = request.game_id or new_game_id()
+        limits = self.limits
+        if request.max_rounds is not None:
+            limits = Limits(max_rounds=request.max_rounds, retries=limits.retries)
+        started_at = now()
+        await self._event(
+            game_id,
+            "started",
+            RallyStarted(
+                game_id=game_id, manager=self.instance, max_rounds=limits.max_rounds, at=started_at
+            ),
+        )
+        strokes = 0
+        swing_subject = subjects.rally_subject(game_id, "swing")
+
+        async def on_stroke(stroke: Stroke) -> None:
+            nonlocal strokes
+            strokes += 1
+            await self.nc.publish(
+                swing_subject, encode(RallySwing.model_construct(game_id=game_id, stroke=stroke))
+            )
+
+        try:
+            async with asyncio.timeout(self.settings.game_timeout):
+                game = await play_game(
+                    self.swing, game_id, self.instance, limits, on_stroke, started_at=started_at
+                )
+        except (GameAbortedError, TimeoutError) as e:
+            timed_out = isinstance(e, TimeoutError)
+            reason = (
+                f"game {game_id} took longer than {self.settings.game_timeout}s"
+                if timed_out
+                else str(e)
+            )
+            log.warning("aborted: %s", reason, extra={"game_id": game_id})
+            await self._final(
+                game_id,
+                "aborted",
+                RallyAborted(
+                    game_id=game_id, manager=self.instance, reason=reason, strokes=strokes, at=now()
+                ),
+            )
+            raise GameAbortedError(reason, timed_out=timed_out) from None
+        await self._final(game_id, "finished", RallyFinished.model_construct(game=game))
+        log.debug("finished: %s", game.winner or "draw", extra={"game_id": game_id})
+        return game
+
+    async def _event(self, game_id: str, kind: subjects.EventKind, event: Message) -> None:
+        await self.nc.publish(subjects.rally_subject(game_id, kind), encode(event))
+
+    async def _final(self, game_id: str, kind: subjects.EventKind, event: Message) -> None:
+        """Store the final event once: JetStream with ``Nats-Msg-Id``, retried; else core."""
+        subject = subjects.rally_subject(game_id, kind)
+        data = encode(event)
+        headers = {"Nats-Msg-Id": subjects.finished_msg_id(game_id, kind)}
+        if self.js is not None:
+            for attempt in range(1, FINAL_PUBLISH_TRIES + 1):
+                try:
+                    await self.js.publish(subject, data, headers=headers, timeout=2.0)
+                    return
+                except (
+                    nats.errors.TimeoutError,
+                    nats.errors.NoRespondersError,
+                    nats.js.errors.APIError,
+                ) as e:
+                    log.warning(
+                        "storing %s event failed (try %d): %s",
+                        kind,
+                        attempt,
+                        e,
+                        extra={"game_id": game_id},
+                    )
+                    await asyncio.sleep(0.05 * attempt)
+            log.error(
+                "%s event not stored in the log after %d tries; published on core NATS",
+                kind,
+                FINAL_PUBLISH_TRIES,
+                extra={"game_id": game_id},
+            )
+        await self.nc.publish(subject, data, headers=headers)
+
+    async def finish(self, timeout: float) -> None:
+        """Wait (bounded) for the games in flight."""
+        if self._tasks:
+            log.info("finishing %d game(s) in flight", len(self._tasks))
+            await asyncio.wait(list(self._tasks), timeout=timeout)
+
+
+async def serve(
+    settings: Settings, stop: asyncio.Event, ready: asyncio.Event | None = None
+) -> None:
+    """Serve ``game.play`` until ``stop``, finish games in flight, drain; ``ready`` once serving."""
+    instance = settings.instance("manager")
+    nc = await bus.connect(settings, instance)
+    try:
+        js = nc.jetstream(timeout=2.0)
+        stored = await bus.ensure_stream(js, settings.stream_replicas)
+        manager = Manager(nc, settings, instance, js if stored else None)
+        sub = await nc.subscribe(
+            subjects.GAME_PLAY, queue=subjects.MANAGER_QUEUE, cb=manager.on_request
+        )
+        log.info(
+            "serving %s (max %d games at once, %d rounds to a draw)",
+            subjects.GAME_PLAY,
+            settings.max_games,
+            settings.max_rounds,
+        )
+        await nc.flush()  # the server has our subscription
+        if ready is not None:
+            ready.set()
+        await stop.wait()
+        await sub.drain()  # no new games (other managers take them); queued ones start
+        await manager.finish(timeout=settings.game_timeout + 2)
+    finally:
+        await bus.wait_closed(nc)
+    log.info("stopped")

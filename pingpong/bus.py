@@ -1,0 +1,162 @@
+"""NATS plumbing shared by every service: connect, check replies, the event log."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Final
+
+import nats.errors
+import nats.js.errors
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import StorageType, StreamConfig
+from nats.micro.request import ERROR_CODE_HEADER, ERROR_HEADER
+
+from pingpong import subjects
+from pingpong.errors import RemoteError
+from pingpong.settings import Settings
+
+log = logging.getLogger(__name__)
+
+RECONNECT_WAIT: Final = 1.0
+"""Seconds between reconnect attempts (forever)."""
+
+PING_INTERVAL: Final = 3
+"""Seconds between client pings; a dead server is noticed after two missed pongs."""
+
+STREAM_MAX_AGE: Final = 7 * 24 * 3600.0
+"""Seconds an event stays in the log."""
+
+STREAM_MAX_BYTES: Final = 512 * 1024 * 1024
+"""Bytes the event log may hold before the oldest events go."""
+
+DUPLICATE_WINDOW: Final = 120.0
+"""Seconds within which a second publish with the same ``Nats-Msg-Id`` is dropped."""
+
+
+class _ConnectionLog:
+    """Connection callbacks that log each change of state once and never raise."""
+
+    def __init__(self, nc: Client) -> None:
+        self.nc = nc
+        self._last_error = ""
+
+    async def error(self, e: Exception) -> None:
+        text = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
+        if text != self._last_error:  # a dead server repeats itself every second
+            self._last_error = text
+            log.warning("nats error: %s", text)
+
+    async def disconnected(self) -> None:
+        if not self.nc.is_closed:  # a deliberate close also calls this
+            log.warning("disconnected from NATS; reconnecting")
+
+    async def reconnected(self) -> None:
+        self._last_error = ""
+        log.info("reconnected to NATS")
+
+    async def closed(self) -> None:
+        log.info("NATS connection closed")
+
+
+def connect_options(settings: Settings, name: str, nc: Client) -> dict[str, Any]:
+    """Keyword arguments for ``nc.connect``: reconnect forever, log every change."""
+    cb = _ConnectionLog(nc)
+    options: dict[str, Any] = {
+        "servers": settings.servers,
+        "name": name,
+        "max_reconnect_attempts": -1,
+        "reconnect_time_wait": RECONNECT_WAIT,
+        "connect_timeout": 2,
+        "ping_interval": PING_INTERVAL,
+        "max_outstanding_pings": 2,
+        "error_cb": cb.error,
+        "disconnected_cb": cb.disconnected,
+        "reconnected_cb": cb.reconnected,
+        "closed_cb": cb.closed,
+    }
+    if settings.nats_user:
+        options["user"] = settings.nats_user
+    if settings.nats_password:
+        options["password"] = settings.nats_password.get_secret_value()
+    if settings.nats_token:
+        options["token"] = settings.nats_token.get_secret_value()
+    if settings.nats_creds:
+        options["user_credentials"] = str(settings.nats_creds)
+    return options
+
+
+async def connect(settings: Settings, name: str, nc: Client | None = None) -> Client:
+    """Connect ``nc`` (or a new client) to NATS, retrying until a server answers.
+
+    It reconnects forever after that; ``name`` (the instance id) shows in the server's
+    connection list.
+    """
+    nc = nc or Client()
+    await nc.connect(**connect_options(settings, name, nc))
+    log.info("connected to NATS at %s", nc.connected_url.netloc if nc.connected_url else "?")
+    return nc
+
+
+def raise_for_error(msg: Msg) -> Msg:
+    """Raise :class:`RemoteError` if ``msg`` carries ``Nats-Service-Error`` headers.
+
+    nats-py's ``request()`` returns such replies as if they were answers.
+    """
+    headers = msg.headers
+    if headers and ERROR_CODE_HEADER in headers:
+        code = headers[ERROR_CODE_HEADER]
+        raise RemoteError(int(code) if code.isdigit() else 500, headers.get(ERROR_HEADER, ""))
+    return msg
+
+
+async def respond_error(msg: Msg, code: int, description: str) -> None:
+    """Answer a request with ``Nats-Service-Error`` headers, as nats micro does."""
+    if msg.reply:
+        headers = {ERROR_HEADER: description, ERROR_CODE_HEADER: str(code)}
+        await msg._client.publish(msg.reply, b"", headers=headers)
+
+
+async def ensure_stream(js: JetStreamContext, replicas: int = 1) -> bool:
+    """Create or update the ``RALLY`` stream over ``rally.>``; False without JetStream."""
+    config = StreamConfig(
+        name=subjects.STREAM,
+        description="pingpong event log: every rally event",
+        subjects=[subjects.RALLY_ALL],
+        storage=StorageType.FILE,
+        max_age=STREAM_MAX_AGE,
+        max_bytes=STREAM_MAX_BYTES,
+        duplicate_window=DUPLICATE_WINDOW,
+        num_replicas=replicas,
+    )
+    try:
+        try:
+            await js.add_stream(config)
+        except nats.js.errors.BadRequestError:  # exists with another config: bring it up to date
+            await js.update_stream(config)
+    except (
+        nats.errors.NoRespondersError,
+        nats.errors.TimeoutError,
+        nats.js.errors.ServiceUnavailableError,
+    ) as e:
+        log.warning(
+            "JetStream is not available (%s): rally events are not stored", type(e).__name__
+        )
+        return False
+    return True
+
+
+async def wait_closed(nc: Client, timeout: float = 10.0) -> None:
+    """Drain ``nc`` (finish what is pending, then close), bounded by ``timeout``."""
+    if nc.is_closed:
+        return
+    try:
+        async with asyncio.timeout(timeout):
+            if nc.is_connected:
+                await nc.drain()
+            else:
+                await nc.close()
+    except (TimeoutError, nats.errors.Error):
+        await nc.close()

@@ -1,0 +1,114 @@
+"""The ``pingpong`` command: one console script for every role.
+
+pingpong player ping --hit-chance 85
+pingpong manager
+pingpong proxy
+pingpong up
+pingpong watch
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from pingpong import __version__
+from pingpong.errors import PingpongError, SettingsError
+from pingpong.logs import setup_logging
+from pingpong.runner import Service, run
+from pingpong.settings import Settings
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser; flags override environment variables."""
+    parser = argparse.ArgumentParser(
+        prog="pingpong", description="A distributed ping-pong game on NATS."
+    )
+    parser.add_argument("--version", action="version", version=f"pingpong {__version__}")
+    parser.add_argument("--nats-url", help="NATS server URL(s) (env NATS_URL)")
+    roles = parser.add_subparsers(dest="role", required=True, metavar="COMMAND")
+
+    player = roles.add_parser("player", help="answer swings for one side")
+    player.add_argument("side", choices=["ping", "pong"])
+    player.add_argument("--hit-chance", metavar="N", help="percent of swings that HIT (0-100)")
+
+    manager = roles.add_parser("manager", help="play games (serves game.play)")
+    manager.add_argument("--max-rounds", metavar="N", help="strokes before a draw (default 99)")
+    manager.add_argument("--max-games", metavar="N", help="games in flight at once")
+
+    proxy = roles.add_parser("proxy", help="HTTP on :3000: curl it to play a game")
+    proxy.add_argument("--port", dest="http_port", metavar="PORT", help="HTTP port (3000)")
+    proxy.add_argument("--host", dest="http_host", metavar="HOST", help="listen address")
+
+    up = roles.add_parser("up", help="run the whole game locally (embedded nats-server)")
+    up.add_argument("--port", type=int, default=3000, help="HTTP port of the proxy (3000)")
+    up.add_argument("--nats-port", type=int, default=4222, help="NATS client port (4222)")
+    up.add_argument("--players", type=int, default=2, help="players per side (2)")
+    up.add_argument("--managers", type=int, default=2, help="managers (2)")
+    up.add_argument("--hit-chance", metavar="N", help="percent of swings that HIT (85)")
+
+    watch = roles.add_parser("watch", help="print rallies live (rally.>)")
+    watch.add_argument("--results", action="store_true", help="only finished and aborted games")
+    return parser
+
+
+def _service(role: str, args: argparse.Namespace, settings: Settings) -> Service:
+    if role == "player":
+        from players import serve as serve_player
+
+        return lambda stop: serve_player(settings, args.side, stop)
+    if role == "manager":
+        from manager import serve as serve_manager
+
+        return lambda stop: serve_manager(settings, stop)
+    if role == "proxy":
+        from proxy import serve as serve_proxy
+
+        return lambda stop: serve_proxy(settings, stop)
+    if role == "watch":
+        from pingpong.watch import watch
+
+        return lambda stop: watch(settings, stop, results_only=args.results)
+    if role == "up":
+        from pingpong.local import UpOptions, up
+
+        options = UpOptions(
+            port=args.port,
+            nats_port=args.nats_port,
+            players=args.players,
+            managers=args.managers,
+            hit_chance=settings.hit_chance,
+        )
+
+        async def run_up(stop: asyncio.Event) -> None:
+            code = await up(options, stop)
+            if code:
+                raise SystemExit(code)
+
+        return run_up
+    raise AssertionError(role)  # pragma: no cover
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse, configure, run; a bad setting exits 2 with one line naming it."""
+    args = build_parser().parse_args(argv)
+    overrides: dict[str, Any] = {
+        k: getattr(args, k, None)
+        for k in ("nats_url", "hit_chance", "max_rounds", "max_games", "http_port", "http_host")
+    }
+    try:
+        settings = Settings.from_env(**overrides)
+    except SettingsError as e:
+        print(f"pingpong: {e}", file=sys.stderr)
+        return 2
+    role = args.role
+    name = args.side if role == "player" else role
+    setup_logging(settings.instance(name), settings.log_level, settings.log_format)
+    try:
+        return run(_service(role, args, settings))
+    except PingpongError as e:
+        print(f"pingpong: {e}", file=sys.stderr)
+        return 1

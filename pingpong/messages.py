@@ -1,0 +1,194 @@
+"""The wire contracts: every payload is JSON of one of these frozen models.
+
+Each model carries ``v`` (the schema version) and forbids unknown fields, so a
+message from a newer or broken sender fails loudly instead of being half read.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Final, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+from pingpong.errors import BadMessageError
+from pingpong.subjects import Side
+
+SCHEMA_VERSION: Final = 1
+"""Version of every message below; bumped on an incompatible change."""
+
+DEFAULT_MAX_ROUNDS: Final = 99
+"""Strokes without a miss after which a game is a draw (as the original)."""
+
+GameId = Annotated[
+    str,
+    Field(
+        pattern=r"^[A-Za-z0-9_-]{1,64}$",
+        description="Identifies one game; a single subject token.",
+        examples=["3f9c2a7d41b0"],
+    ),
+]
+Instance = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=200,
+        description="Who answered: `<service>.<slot>@<node>` (Swarm), `<side>-<n>@<host>` (local).",
+        examples=["ping.1@node-1", "ping-2@laptop"],
+    ),
+]
+
+
+class Result(StrEnum):
+    """What a player did with the ball."""
+
+    HIT = "HIT"
+    MISS = "MISS"
+
+
+class Message(BaseModel):
+    """Base of every message: frozen, strict about unknown fields, versioned."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    v: Literal[1] = Field(default=SCHEMA_VERSION, description="Schema version.")
+
+
+class Swing(Message):
+    """Request on ``<side>.swing``: the ball is coming, hit it."""
+
+    game_id: GameId
+    stroke: int = Field(ge=1, le=100_000, description="1 for the serve.", examples=[1])
+
+
+class SwingReply(Message):
+    """Reply to a :class:`Swing`."""
+
+    side: Side = Field(description="The side that swung.", examples=["ping"])
+    instance: Instance
+    result: Result = Field(examples=["HIT"])
+
+
+class GameRequest(Message):
+    """Request on ``game.play``: play one game. Every field is optional."""
+
+    game_id: GameId | None = Field(default=None, description="Chosen by the manager if absent.")
+    max_rounds: int | None = Field(
+        default=None, ge=1, le=10_000, description="Strokes before a draw (default 99)."
+    )
+
+
+class Stroke(Message):
+    """One swing of a game as it was played."""
+
+    stroke: int = Field(ge=1, examples=[1])
+    side: Side = Field(examples=["ping"])
+    instance: Instance
+    result: Result = Field(examples=["HIT"])
+    latency_ms: float = Field(ge=0, description="Round trip of the swing request.")
+    attempts: int = Field(default=1, ge=1, description="Requests sent; >1 means retried.")
+
+
+class Game(Message):
+    """Reply to ``game.play``: the whole game."""
+
+    game_id: GameId
+    strokes: tuple[Stroke, ...]
+    winner: Side | None = Field(description="None for a draw.", examples=["pong"])
+    winner_instance: Instance | None = Field(
+        default=None, description="The player whose last HIT won the game."
+    )
+    manager: Instance
+    duration_ms: float = Field(ge=0)
+    started_at: datetime
+
+    @property
+    def is_draw(self) -> bool:
+        """True when no side missed before the cap."""
+        return self.winner is None
+
+    def transcript(self) -> str:
+        """The original's text format: one ``PING --> HIT`` line a stroke, then the result."""
+        lines = [f"{s.side.upper()} --> {s.result}" for s in self.strokes]
+        lines.append("DRAW" if self.winner is None else f"The winner is {self.winner.upper()}")
+        return "\n".join(lines) + "\n"
+
+
+class RallyStarted(Message):
+    """Event ``rally.<game_id>.started``."""
+
+    kind: Literal["started"] = "started"
+    game_id: GameId
+    manager: Instance
+    max_rounds: int
+    at: datetime
+
+
+class RallySwing(Message):
+    """Event ``rally.<game_id>.swing``: one stroke, as soon as it was played."""
+
+    kind: Literal["swing"] = "swing"
+    game_id: GameId
+    stroke: Stroke
+
+
+class RallyFinished(Message):
+    """Event ``rally.<game_id>.finished``: the game, with its winner or a draw."""
+
+    kind: Literal["finished"] = "finished"
+    game: Game
+
+
+class RallyAborted(Message):
+    """Event ``rally.<game_id>.aborted``: the game could not be finished."""
+
+    kind: Literal["aborted"] = "aborted"
+    game_id: GameId
+    manager: Instance
+    reason: str
+    strokes: int = Field(ge=0, description="Strokes played before the abort.")
+    at: datetime
+
+
+RallyEvent = Annotated[
+    RallyStarted | RallySwing | RallyFinished | RallyAborted, Field(discriminator="kind")
+]
+_RALLY_EVENT: TypeAdapter[RallyEvent] = TypeAdapter(RallyEvent)
+
+M = TypeVar("M", bound=Message)
+
+
+def now() -> datetime:
+    """The current time, timezone-aware (UTC)."""
+    return datetime.now(UTC)
+
+
+def first_error(error: ValidationError) -> str:
+    """One line that says what is wrong with a payload (the first problem)."""
+    detail = error.errors(include_url=False)[0] if error.error_count() else None
+    if detail is None:
+        return "invalid message"
+    where = ".".join(str(p) for p in detail["loc"]) or "payload"
+    return f"{where}: {detail['msg']}"
+
+
+def decode(model: type[M], data: bytes) -> M:
+    """Parse ``data`` as ``model``; raise :class:`BadMessageError` with one line."""
+    try:
+        return model.model_validate_json(data)
+    except ValidationError as e:
+        raise BadMessageError(f"bad {model.__name__}: {first_error(e)}") from None
+
+
+def decode_event(data: bytes) -> RallyEvent:
+    """Parse any rally event; raise :class:`BadMessageError` with one line."""
+    try:
+        return _RALLY_EVENT.validate_json(data)
+    except ValidationError as e:
+        raise BadMessageError(f"bad rally event: {first_error(e)}") from None
+
+
+def encode(message: Message) -> bytes:
+    """The JSON bytes of a message."""
+    return message.model_dump_json().encode()

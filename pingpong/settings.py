@@ -1,0 +1,109 @@
+"""One settings model for every service, read from environment variables.
+
+Every field ``foo_bar`` is read from ``FOO_BAR``; ``FOO_BAR_FILE`` names a file
+to read it from instead (Docker secrets). A bad value raises
+:class:`~pingpong.errors.SettingsError` with one line naming the variable; the
+CLI turns that into exit status 2.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+from pingpong.errors import SettingsError
+from pingpong.messages import DEFAULT_MAX_ROUNDS
+
+
+class Settings(BaseModel):
+    """Settings of every pingpong service (each uses the fields it needs)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
+
+    nats_url: str = Field(
+        default="nats://127.0.0.1:4222",
+        description="NATS server URL(s), comma-separated for a cluster.",
+    )
+    nats_user: str | None = Field(default=None, description="NATS user name.")
+    nats_password: SecretStr | None = Field(default=None, description="NATS password.")
+    nats_token: SecretStr | None = Field(default=None, description="NATS token.")
+    nats_creds: Path | None = Field(default=None, description="NATS .creds file (JWT + nkey).")
+    instance_id: str | None = Field(
+        default=None,
+        max_length=200,
+        description="Who this process is, in every reply, event and log line.",
+    )
+    hit_chance: int = Field(default=85, ge=0, le=100, description="Percent of swings that HIT.")
+    max_rounds: int = Field(
+        default=DEFAULT_MAX_ROUNDS, ge=1, le=10_000, description="Strokes before a draw."
+    )
+    swing_timeout: float = Field(default=0.5, gt=0, le=60, description="Seconds per swing request.")
+    swing_retries: int = Field(
+        default=3, ge=0, le=20, description="Retries of a swing that timed out or met no player."
+    )
+    game_timeout: float = Field(default=10.0, gt=0, le=600, description="Seconds a game may last.")
+    max_games: int = Field(
+        default=512, ge=1, le=100_000, description="Games in flight per manager."
+    )
+    stream_replicas: int = Field(
+        default=1, ge=1, le=5, description="Replicas of the RALLY stream (3 on a NATS cluster)."
+    )
+    http_host: str = Field(default="0.0.0.0", description="Address the proxy listens on.")
+    http_port: int = Field(default=3000, ge=0, le=65535, description="Port the proxy listens on.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO")
+    log_format: Literal["text", "json"] = Field(default="text")
+
+    @field_validator("log_level", "log_format", mode="before")
+    @classmethod
+    def _case(cls, value: Any, info: Any) -> Any:
+        if isinstance(value, str):
+            return value.upper() if info.field_name == "log_level" else value.lower()
+        return value
+
+    @field_validator("nats_url")
+    @classmethod
+    def _urls(cls, value: str) -> str:
+        for url in value.split(","):
+            if not url.strip():
+                raise ValueError("empty server URL")
+            if "://" not in url:
+                raise ValueError(f"{url.strip()!r} is not a URL such as nats://host:4222")
+        return value
+
+    @property
+    def servers(self) -> list[str]:
+        """The NATS server URLs."""
+        return [u.strip() for u in self.nats_url.split(",")]
+
+    def instance(self, role: str) -> str:
+        """The instance id: ``INSTANCE_ID``, or ``<role>-<pid>@<host>``."""
+        return self.instance_id or f"{role}-{os.getpid()}@{socket.gethostname()}"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Settings from ``environ`` (default ``os.environ``), then ``overrides`` (CLI flags)."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for name in cls.model_fields:
+            var = name.upper()
+            if f"{var}_FILE" in env:
+                path = env[f"{var}_FILE"]
+                try:
+                    values[name] = Path(path).read_text().strip()
+                except OSError as e:
+                    raise SettingsError(f"{var}_FILE: cannot read {path}: {e.strerror}") from None
+            elif var in env:
+                values[name] = env[var]
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        try:
+            return cls.model_validate(values)
+        except ValidationError as e:
+            detail = e.errors(include_url=False)[0]
+            name = str(detail["loc"][0]) if detail["loc"] else "settings"
+            shown = "" if "password" in name or "token" in name else f" (got {detail['input']!r})"
+            raise SettingsError(f"{name.upper()}: {detail['msg']}{shown}") from None

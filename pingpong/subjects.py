@@ -1,0 +1,60 @@
+"""Every NATS subject, queue group and stream name, defined once.
+
+Handlers never build a subject string inline: they call the functions here.
+"""
+
+from __future__ import annotations
+
+from typing import Final, Literal
+
+Side = Literal["ping", "pong"]
+EventKind = Literal["started", "swing", "finished", "aborted"]
+
+SIDES: Final[tuple[Side, Side]] = ("ping", "pong")
+"""The two sides, in serving order: ping always serves."""
+
+GAME_PLAY: Final = "game.play"
+"""Request/reply: play one whole game (served by managers)."""
+
+MANAGER_QUEUE: Final = "manager"
+"""Queue group shared by all manager replicas."""
+
+SCORES_GET: Final = "scores.get"
+"""Request/reply: the current scores (served by the scoreboard)."""
+
+SCOREBOARD_QUEUE: Final = "scoreboard"
+"""Queue group shared by scoreboard replicas."""
+
+RALLY_ALL: Final = "rally.>"
+"""Every event of every rally: ``nats sub 'rally.>'``."""
+
+RALLY_FINISHED_ALL: Final = "rally.*.finished"
+"""Only the results: ``nats sub 'rally.*.finished'``."""
+
+STREAM: Final = "RALLY"
+"""The JetStream stream that stores the event log (``rally.>``)."""
+
+
+def swing_subject(side: Side) -> str:
+    """The subject a side's players serve: ``ping.swing`` or ``pong.swing``."""
+    return f"{side}.swing"
+
+
+def swing_queue(side: Side) -> str:
+    """The queue group of a side: replicas of one side share the swings."""
+    return side
+
+
+def rally_subject(game_id: str, kind: EventKind) -> str:
+    """The subject of one event of one game: ``rally.<game_id>.<kind>``."""
+    return f"rally.{game_id}.{kind}"
+
+
+def rally_game(game_id: str) -> str:
+    """Every event of one game: ``rally.<game_id>.>``."""
+    return f"rally.{game_id}.>"
+
+
+def finished_msg_id(game_id: str, kind: EventKind = "finished") -> str:
+    """The ``Nats-Msg-Id`` of a game's final event, so a retried publish is stored once."""
+    return f"{game_id}:{kind}"

@@ -1,0 +1,79 @@
+"""A player as a NATS micro service on ``<side>.swing`` (queue group = side).
+
+``nats micro ls``, ``nats micro stats ping`` and ``$SRV.PING`` discovery work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+
+from nats.micro.request import Request
+
+from nats import micro
+from pingpong import __version__, bus, subjects
+from pingpong.errors import BadMessageError
+from pingpong.messages import Result, Swing, SwingReply, decode, encode
+from pingpong.settings import Settings
+from players.logic import decide_swing
+
+log = logging.getLogger(__name__)
+
+
+class Player:
+    """Answers swings for one side; the replies are encoded once, up front."""
+
+    def __init__(
+        self, side: subjects.Side, instance: str, hit_chance: int, rng: random.Random | None = None
+    ) -> None:
+        self.side = side
+        self.instance = instance
+        self.hit_chance = hit_chance
+        self.rng = rng or random.Random()
+        self._replies = {
+            r: encode(SwingReply(side=side, instance=instance, result=r)) for r in Result
+        }
+
+    async def handle(self, request: Request) -> None:
+        """Validate the swing, decide, reply; a malformed swing gets a 400 error reply."""
+        try:
+            decode(Swing, request.data)
+        except BadMessageError as e:
+            log.warning("rejected a swing: %s", e)
+            await request.respond_error("400", str(e))
+            return
+        await request.respond(self._replies[decide_swing(self.hit_chance, self.rng)])
+
+
+async def serve(
+    settings: Settings, side: subjects.Side, stop: asyncio.Event, ready: asyncio.Event | None = None
+) -> None:
+    """Serve ``<side>.swing`` until ``stop`` is set, then drain; ``ready`` is set once serving."""
+    instance = settings.instance(side)
+    player = Player(side, instance, settings.hit_chance)
+    nc = await bus.connect(settings, instance)
+    try:
+        service = await micro.add_service(
+            nc,
+            name=side,
+            version=__version__,
+            description=f"pingpong {side} player: answers swings with HIT or MISS",
+            metadata={"instance": instance, "hit_chance": str(settings.hit_chance)},
+            queue_group=subjects.swing_queue(side),
+        )
+        await service.add_endpoint(
+            name="swing",
+            subject=subjects.swing_subject(side),
+            handler=player.handle,
+            queue_group=subjects.swing_queue(side),
+        )
+        log.info("serving %s (hit chance %d%%)", subjects.swing_subject(side), settings.hit_chance)
+        await nc.flush()  # the server has our subscription
+        if ready is not None:
+            ready.set()
+        await stop.wait()
+    finally:
+        # nats-py's Service.stop() cancels running handlers; drain lets them finish.
+        await bus.wait_closed(nc)
+    log.info("stopped")

@@ -1,0 +1,61 @@
+"""The proxy's app factory and runner."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+from nats.aio.client import Client
+
+from pingpong import bus
+from pingpong.settings import Settings
+from proxy.keys import INSTANCE, NATS, SETTINGS
+from proxy.middlewares import one_line_errors
+from proxy.routes import setup_routes
+
+log = logging.getLogger(__name__)
+
+
+async def nats_connection(app: web.Application) -> AsyncIterator[None]:
+    """Connect in the background, so the proxy answers 503 (not refuses) while NATS is away."""
+    nc = Client()
+    app[NATS] = nc
+    connecting = asyncio.create_task(bus.connect(app[SETTINGS], app[INSTANCE], nc))
+    yield
+    if not connecting.done():
+        connecting.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await connecting
+    await bus.wait_closed(nc)
+
+
+def create_app(settings: Settings, instance: str | None = None) -> web.Application:
+    """The proxy app; the NATS connection lives in its cleanup context."""
+    app = web.Application(middlewares=[one_line_errors])
+    app[SETTINGS] = settings
+    app[INSTANCE] = instance or settings.instance("proxy")
+    app.cleanup_ctx.append(nats_connection)
+    setup_routes(app)
+    return app
+
+
+async def serve(
+    settings: Settings, stop: asyncio.Event, ready: asyncio.Event | None = None
+) -> None:
+    """Listen on ``HTTP_HOST:HTTP_PORT`` until ``stop``; finish requests in flight."""
+    app = create_app(settings)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=settings.game_timeout + 2)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, settings.http_host, settings.http_port, backlog=1024)
+        await site.start()
+        log.info("listening on http://%s:%d", settings.http_host, settings.http_port)
+        if ready is not None:
+            ready.set()
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+    log.info("stopped")

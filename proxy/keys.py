@@ -1,0 +1,17 @@
+"""Typed application keys shared by the proxy's modules."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from nats.aio.client import Client
+
+from pingpong.settings import Settings
+
+SETTINGS = web.AppKey("settings", Settings)
+"""The settings the app was made with."""
+
+INSTANCE = web.AppKey("instance", str)
+"""This proxy's instance id."""
+
+NATS = web.AppKey("nats", Client)
+"""The NATS connection (it may still be connecting: check ``is_connected``)."""

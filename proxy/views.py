@@ -1,0 +1,87 @@
+"""The proxy's views: play a game, health."""
+
+from __future__ import annotations
+
+import logging
+
+import nats.errors
+from aiohttp import web
+
+from pingpong import bus, subjects
+from pingpong.errors import BadMessageError, RemoteError
+from pingpong.messages import Game, GameRequest, decode, encode
+from proxy.keys import NATS, SETTINGS
+from proxy.middlewares import error
+
+log = logging.getLogger(__name__)
+
+FORMATS = ("text", "json")
+"""Values of ``?format=``."""
+
+
+class BadQueryError(Exception):
+    """A query value is wrong; the message is the one-line reason."""
+
+
+def wants_json(request: web.Request) -> bool:
+    """``?format=json``, or ``Accept: application/json`` when no format is given."""
+    fmt = request.query.get("format")
+    if fmt is None:
+        return "application/json" in request.headers.get("Accept", "")
+    if fmt not in FORMATS:
+        raise BadQueryError(f"format must be one of {', '.join(FORMATS)}, not {fmt!r}")
+    return fmt == "json"
+
+
+def max_rounds(request: web.Request) -> int | None:
+    """``?max_rounds=N`` (1 to 10000), or None."""
+    value = request.query.get("max_rounds")
+    if value is None:
+        return None
+    if not value.isdigit() or not 1 <= int(value) <= 10_000:
+        raise BadQueryError(f"max_rounds must be a whole number from 1 to 10000, not {value!r}")
+    return int(value)
+
+
+async def play(request: web.Request) -> web.Response:
+    """``GET /``: play a game; the original's transcript, or JSON."""
+    try:
+        as_json = wants_json(request)
+        game_request = GameRequest(max_rounds=max_rounds(request))
+    except BadQueryError as e:
+        return error(400, str(e))
+    nc = request.app[NATS]
+    if not nc.is_connected:
+        return error(503, "not connected to NATS; try again shortly", {"Retry-After": "1"})
+    timeout = request.app[SETTINGS].game_timeout + 1
+    try:
+        msg = await nc.request(subjects.GAME_PLAY, encode(game_request), timeout=timeout)
+        bus.raise_for_error(msg)
+        game = decode(Game, msg.data)
+    except nats.errors.NoRespondersError:
+        return error(503, "no manager is running", {"Retry-After": "1"})
+    except nats.errors.TimeoutError:
+        return error(504, f"no game result within {timeout:g}s")
+    except RemoteError as e:
+        return error(e.code if e.code in (400, 503, 504) else 502, e.description)
+    except BadMessageError as e:
+        log.error("bad reply from a manager: %s", e)
+        return error(502, "bad reply from the manager")
+    except (
+        nats.errors.ConnectionClosedError,
+        nats.errors.ConnectionReconnectingError,
+        nats.errors.ConnectionDrainingError,
+        nats.errors.OutboundBufferLimitError,
+    ):
+        return error(503, "not connected to NATS; try again shortly", {"Retry-After": "1"})
+    headers = {"X-Game-Id": game.game_id}
+    if as_json:
+        return web.Response(body=msg.data, content_type="application/json", headers=headers)
+    return web.Response(text=game.transcript(), headers=headers)
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """``GET /healthz``: 200 when connected to NATS, else 503."""
+    if request.app[NATS].is_connected:
+        return web.Response(text="ok\n")
+    return error(503, "not connected to NATS")

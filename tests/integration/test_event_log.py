@@ -1,0 +1,75 @@
+"""The event log: the RALLY stream, deduplicated final events, core NATS fallback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import aiohttp
+from nats.aio.client import Client
+
+from pingpong import bus, subjects
+from pingpong.messages import RallyFinished, decode_event
+from pingpong.settings import Settings
+from tests.conftest import Services
+from tests.natsserver import NatsServer
+
+
+async def test_every_game_is_stored_in_the_rally_stream_once(services: Services,
+                                                             nc: Client) -> None:
+    url = await services.game()
+    async with aiohttp.ClientSession() as http:
+        ids = []
+        for _ in range(5):
+            async with http.get(url + "/") as r:
+                ids.append(r.headers["X-Game-Id"])
+    js = nc.jetstream()
+    info = await js.stream_info(subjects.STREAM)
+    assert info.config.subjects == [subjects.RALLY_ALL]
+    assert info.config.duplicate_window == bus.DUPLICATE_WINDOW
+    stored = []
+    for game_id in ids:
+        msg = await js.get_last_msg(subjects.STREAM, subjects.rally_subject(game_id, "finished"))
+        event = decode_event(msg.data or b"")
+        assert isinstance(event, RallyFinished)
+        stored.append(event.game.game_id)
+    assert stored == ids
+
+
+async def test_a_retried_finished_publish_is_stored_once(nc: Client) -> None:
+    js = nc.jetstream()
+    assert await bus.ensure_stream(js)
+    assert await bus.ensure_stream(js)  # idempotent
+    subject = subjects.rally_subject("dup1", "finished")
+    headers = {"Nats-Msg-Id": subjects.finished_msg_id("dup1")}
+    first = await js.publish(subject, b"{}", headers=headers)
+    second = await js.publish(subject, b"{}", headers=headers)
+    assert not first.duplicate
+    assert second.duplicate
+    info = await js.stream_info(subjects.STREAM, subjects_filter=subject)
+    assert info.state.messages == 1
+
+
+async def test_without_jetstream_the_manager_still_plays_and_publishes_on_core_nats(
+    tmp_path: Path,
+) -> None:
+    server = NatsServer(store=tmp_path, jetstream=False)
+    await server.start()
+    try:
+        services = Services(Settings(nats_url=server.url, swing_timeout=0.5))
+        try:
+            url = await services.game(players=1)
+            watcher = Client()
+            await watcher.connect(server.url)
+            sub = await watcher.subscribe(subjects.RALLY_FINISHED_ALL)
+            await watcher.flush()
+            async with aiohttp.ClientSession() as http, http.get(url + "/") as r:
+                assert r.status == 200
+                game_id = r.headers["X-Game-Id"]
+            msg = await sub.next_msg(timeout=5)
+            assert msg.subject == subjects.rally_subject(game_id, "finished")
+            assert msg.headers == {"Nats-Msg-Id": f"{game_id}:finished"}
+            await watcher.close()
+        finally:
+            await services.close()
+    finally:
+        await server.close()

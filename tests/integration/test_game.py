@@ -1,0 +1,166 @@
+"""Full games through HTTP against a real nats-server and in-process services."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import aiohttp
+import pytest
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+
+from pingpong import subjects
+from pingpong.messages import Game, RallyFinished, RallyStarted, RallySwing, decode_event
+from tests.conftest import Services
+
+LINE = re.compile(r"^(PING|PONG) --> (HIT|MISS)$")
+
+
+def check_transcript(text: str) -> list[str]:
+    """Assert the original's format; return the stroke lines."""
+    lines = text.splitlines()
+    strokes, last = lines[:-1], lines[-1]
+    assert strokes, text
+    assert all(LINE.match(line) for line in strokes), text
+    assert [line.split()[0] for line in strokes] == [
+        "PING" if i % 2 == 0 else "PONG" for i in range(len(strokes))
+    ]
+    assert all(line.endswith("HIT") for line in strokes[:-1])
+    if strokes[-1].endswith("MISS"):
+        loser = strokes[-1].split()[0]
+        assert last == f"The winner is {'PONG' if loser == 'PING' else 'PING'}"
+    else:
+        assert last == "DRAW"
+    return strokes
+
+
+async def test_curl_plays_a_game_in_the_original_format(services: Services) -> None:
+    url = await services.game()
+    async with aiohttp.ClientSession() as http:
+        for _ in range(20):
+            async with http.get(url + "/") as r:
+                assert r.status == 200
+                assert r.content_type == "text/plain"
+                assert re.fullmatch(r"[0-9a-f]{12}", r.headers["X-Game-Id"])
+                check_transcript(await r.text())
+
+
+async def test_json_format_returns_the_same_game_with_instances(services: Services) -> None:
+    url = await services.game()
+    async with aiohttp.ClientSession() as http:
+        async with http.get(url + "/?format=json") as r:
+            assert r.status == 200
+            game = Game.model_validate_json(await r.read())
+            assert game.game_id == r.headers["X-Game-Id"]
+        async with http.get(url + "/", headers={"Accept": "application/json"}) as r:
+            assert r.content_type == "application/json"
+            Game.model_validate_json(await r.read())
+    check_transcript(game.transcript())
+    assert game.manager == "manager-1@test"
+    assert {s.instance for s in game.strokes} <= {
+        "ping-1@test",
+        "ping-2@test",
+        "pong-1@test",
+        "pong-2@test",
+    }
+
+
+async def test_a_hit_chance_of_100_plays_to_a_draw_at_the_cap(services: Services) -> None:
+    url = await services.game(players=1, hit_chance=100)
+    async with aiohttp.ClientSession() as http, http.get(url + "/?max_rounds=7") as r:
+        text = await r.text()
+    assert len(check_transcript(text)) == 7
+    assert text.splitlines()[-1] == "DRAW"
+
+
+async def test_swings_spread_over_both_replicas_of_each_side(services: Services) -> None:
+    url = await services.game(players=2, hit_chance=100)
+    async with aiohttp.ClientSession() as http:
+        games = []
+        for _ in range(5):
+            async with http.get(url + "/?format=json&max_rounds=20") as r:
+                games.append(Game.model_validate_json(await r.read()))
+    seen = {s.instance for g in games for s in g.strokes}
+    assert seen == {"ping-1@test", "ping-2@test", "pong-1@test", "pong-2@test"}
+
+
+async def test_the_events_of_a_game_arrive_in_order_and_match_its_transcript(
+    services: Services, nc: Client
+) -> None:
+    url = await services.game()
+    sub = await nc.subscribe(subjects.RALLY_ALL)
+    await nc.flush()
+    async with aiohttp.ClientSession() as http, http.get(url + "/?format=json") as r:
+        game = Game.model_validate_json(await r.read())
+    received: list[Msg] = [await sub.next_msg(timeout=5) for _ in range(len(game.strokes) + 2)]
+    await sub.unsubscribe()
+    events = [decode_event(m.data) for m in received]
+    assert [m.subject for m in received] == (
+        [subjects.rally_subject(game.game_id, "started")]
+        + [subjects.rally_subject(game.game_id, "swing")] * len(game.strokes)
+        + [subjects.rally_subject(game.game_id, "finished")]
+    )
+    assert isinstance(events[0], RallyStarted)
+    assert [e.stroke for e in events[1:-1] if isinstance(e, RallySwing)] == list(game.strokes)
+    assert isinstance(events[-1], RallyFinished)
+    assert events[-1].game == game
+
+
+async def test_with_no_players_the_proxy_answers_503_within_a_second(services: Services) -> None:
+    await services.manager()
+    url = await services.proxy()
+    async with aiohttp.ClientSession() as http:
+        t0 = time.perf_counter()
+        async with http.get(url + "/") as r:
+            body = await r.text()
+        elapsed = time.perf_counter() - t0
+    assert r.status == 503
+    assert body.startswith("no ping player answered stroke 1")
+    assert body.count("\n") == 1
+    assert elapsed < 1.0
+
+
+async def test_with_no_manager_the_proxy_answers_503_at_once(services: Services) -> None:
+    url = await services.proxy()
+    async with aiohttp.ClientSession() as http:
+        t0 = time.perf_counter()
+        async with http.get(url + "/") as r:
+            assert r.status == 503
+            assert await r.text() == "no manager is running\n"
+        assert time.perf_counter() - t0 < 1.0
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status", "body"),
+    [
+        ("GET", "/nope", 404, "not found: /nope\n"),
+        ("POST", "/", 405, "method POST not allowed on /\n"),
+        ("GET", "/?format=xml", 400, "format must be one of text, json, not 'xml'\n"),
+        (
+            "GET",
+            "/?max_rounds=0",
+            400,
+            "max_rounds must be a whole number from 1 to 10000, not '0'\n",
+        ),
+        (
+            "GET",
+            "/?max_rounds=x",
+            400,
+            "max_rounds must be a whole number from 1 to 10000, not 'x'\n",
+        ),
+    ],
+)
+async def test_a_bad_request_gets_a_one_line_reason(
+    services: Services, method: str, path: str, status: int, body: str
+) -> None:
+    url = await services.proxy()
+    async with aiohttp.ClientSession() as http, http.request(method, url + path) as r:
+        assert r.status == status
+        assert await r.text() == body
+
+
+async def test_healthz_is_200_when_connected(services: Services) -> None:
+    url = await services.proxy()
+    async with aiohttp.ClientSession() as http, http.get(url + "/healthz") as r:
+        assert r.status == 200

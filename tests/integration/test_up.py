@@ -1,0 +1,80 @@
+"""``pingpong up`` end to end: real child processes, real nats-server, real HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import sys
+
+import aiohttp
+
+from tests.natsserver import free_port
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie is not alive
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+async def test_up_starts_everything_plays_and_stops_cleanly_on_sigterm() -> None:
+    port, nats_port = free_port(), free_port()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "pingpong", "up", "--port", str(port), "--nats-port",
+        str(nats_port), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    assert proc.stdout is not None
+    output: list[str] = []
+    try:
+        async with asyncio.timeout(30):
+            async for raw in proc.stdout:
+                output.append(raw.decode().rstrip())
+                if "ready: curl" in output[-1]:
+                    break
+        pids = [int(p) for line in output for p in re.findall(r"started \S+ \(pid (\d+)\)", line)]
+        assert len(pids) == 8  # nats, 2 ping, 2 pong, 2 managers, proxy
+        async with aiohttp.ClientSession() as http:
+            text = ""
+            async with asyncio.timeout(20):
+                while "The winner is" not in text and "DRAW" not in text:
+                    try:
+                        async with http.get(f"http://127.0.0.1:{port}/") as r:
+                            text = await r.text()
+                    except aiohttp.ClientConnectionError:
+                        pass
+                    await asyncio.sleep(0.1)
+        assert text.splitlines()[0] == "PING --> HIT" or text.splitlines()[0] == "PING --> MISS"
+        proc.send_signal(signal.SIGTERM)
+        async with asyncio.timeout(30):
+            rest = (await proc.stdout.read()).decode()
+            code = await proc.wait()
+        assert code == 0, rest
+        assert "all stopped" in rest
+        assert not [p for p in pids if alive(p)]
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+
+async def test_up_refuses_a_port_in_use_with_one_line() -> None:
+    server = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "pingpong", "up", "--port", str(port),
+            "--nats-port", str(free_port()),
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        out, err = await asyncio.wait_for(proc.communicate(), 30)
+        assert proc.returncode == 1
+        assert err.decode().strip() == (
+            f"pingpong: port {port} (HTTP) is already in use; pick another with --port")
+    finally:
+        server.close()

@@ -1,0 +1,77 @@
+"""Real nats-server processes on free loopback ports, for the integration tests."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pingpong.local import find_nats_server
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class NatsServer:
+    """One nats-server; ``start`` again after ``stop``/``kill`` reuses port and store."""
+
+    store: Path
+    jetstream: bool = True
+    port: int = field(default_factory=free_port)
+    extra_args: list[str] = field(default_factory=list)
+    name: str = "test"
+    proc: asyncio.subprocess.Process | None = None
+    log: list[str] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.port}"
+
+    async def start(self, timeout: float = 10.0) -> None:
+        args = ["-a", "127.0.0.1", "-p", str(self.port), "-n", self.name, *self.extra_args]
+        if self.jetstream:
+            args += ["-js", "-sd", str(self.store)]
+        self.proc = await asyncio.create_subprocess_exec(
+            find_nats_server(),
+            *args,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        assert self.proc.stderr is not None
+        async with asyncio.timeout(timeout):
+            async for raw in self.proc.stderr:
+                line = raw.decode(errors="replace").rstrip()
+                self.log.append(line)
+                if "Server is ready" in line:
+                    break
+            else:
+                raise RuntimeError("nats-server exited:\n" + "\n".join(self.log))
+        self._drain = asyncio.ensure_future(self._read_rest(self.proc))
+
+    async def _read_rest(self, proc: asyncio.subprocess.Process) -> None:
+        assert proc.stderr is not None
+        async for raw in proc.stderr:
+            self.log.append(raw.decode(errors="replace").rstrip())
+
+    async def stop(self) -> None:
+        """SIGTERM (lame duck off: a plain shutdown) and wait."""
+        if self.proc and self.proc.returncode is None:
+            self.proc.terminate()
+            await self.proc.wait()
+
+    async def kill(self) -> None:
+        """SIGKILL, as a crash."""
+        if self.proc and self.proc.returncode is None:
+            self.proc.kill()
+            await self.proc.wait()
+
+    async def close(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            await self.kill()

@@ -1,0 +1,99 @@
+from __future__ import annotations
+
+import pytest
+
+from pingpong.errors import BadMessageError
+from pingpong.messages import (
+    Game,
+    RallyFinished,
+    RallySwing,
+    Result,
+    Stroke,
+    Swing,
+    SwingReply,
+    decode,
+    decode_event,
+    encode,
+    now,
+)
+
+
+def stroke(n: int, side: str, result: str) -> Stroke:
+    return Stroke(stroke=n, side=side, instance=f"{side}-1@h", result=result, latency_ms=0.5)
+
+
+def game(*strokes: Stroke, winner: str | None) -> Game:
+    return Game(
+        game_id="g1",
+        strokes=strokes,
+        winner=winner,
+        manager="manager-1@h",
+        duration_ms=1.0,
+        started_at=now(),
+    )
+
+
+def test_transcript_matches_the_original_format_line_by_line() -> None:
+    g = game(
+        stroke(1, "ping", "HIT"), stroke(2, "pong", "HIT"), stroke(3, "ping", "MISS"), winner="pong"
+    )
+    assert g.transcript().splitlines() == [
+        "PING --> HIT",
+        "PONG --> HIT",
+        "PING --> MISS",
+        "The winner is PONG",
+    ]
+
+
+def test_a_draw_ends_the_transcript_with_draw() -> None:
+    g = game(stroke(1, "ping", "HIT"), stroke(2, "pong", "HIT"), winner=None)
+    assert g.transcript().splitlines()[-1] == "DRAW"
+    assert g.is_draw
+
+
+def test_messages_round_trip_through_json() -> None:
+    g = game(stroke(1, "ping", "MISS"), winner="pong")
+    event = RallyFinished(game=g)
+    assert decode_event(encode(event)) == event
+    assert decode(Swing, encode(Swing(game_id="abc", stroke=3))) == Swing(game_id="abc", stroke=3)
+
+
+def test_every_message_carries_the_schema_version() -> None:
+    assert b'"v":1' in encode(SwingReply(side="ping", instance="i", result=Result.HIT))
+
+
+@pytest.mark.parametrize(
+    ("payload", "expected"),
+    [
+        (b"not json", "bad Swing: payload: Invalid JSON"),
+        (b'{"game_id": "a b", "stroke": 1}', "bad Swing: game_id: String should match pattern"),
+        (b'{"game_id": "g", "stroke": 0}', "bad Swing: stroke: Input should be greater than"),
+        (b'{"game_id": "g", "stroke": 1, "x": 1}', "bad Swing: x: Extra inputs are not permitted"),
+        (b'{"v": 2, "game_id": "g", "stroke": 1}', "bad Swing: v: Input should be 1"),
+    ],
+)
+def test_a_malformed_payload_raises_one_line_naming_the_problem(
+    payload: bytes, expected: str
+) -> None:
+    with pytest.raises(BadMessageError) as info:
+        decode(Swing, payload)
+    assert str(info.value).startswith(expected)
+    assert "\n" not in str(info.value)
+
+
+def test_an_event_of_unknown_kind_is_rejected() -> None:
+    with pytest.raises(BadMessageError, match="bad rally event"):
+        decode_event(b'{"v": 1, "kind": "exploded", "game_id": "g"}')
+
+
+def test_messages_are_frozen() -> None:
+    swing = Swing(game_id="g", stroke=1)
+    with pytest.raises(ValueError, match="frozen"):
+        swing.stroke = 2  # type: ignore[misc]
+
+
+def test_a_swing_event_keeps_the_stroke() -> None:
+    s = stroke(4, "pong", "HIT")
+    assert decode_event(encode(RallySwing(game_id="g", stroke=s))) == RallySwing(
+        game_id="g", stroke=s
+    )

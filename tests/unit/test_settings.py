@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pingpong.errors import SettingsError
+from pingpong.settings import Settings
+
+
+def test_defaults_match_the_original_game() -> None:
+    s = Settings.from_env({})
+    assert s.hit_chance == 85
+    assert s.max_rounds == 99
+
+
+def test_settings_come_from_environment_variables() -> None:
+    s = Settings.from_env(
+        {"HIT_CHANCE": "40", "NATS_URL": "nats://a:1,nats://b:2", "LOG_FORMAT": "JSON"}
+    )
+    assert s.hit_chance == 40
+    assert s.servers == ["nats://a:1", "nats://b:2"]
+    assert s.log_format == "json"
+
+
+def test_a_flag_overrides_the_environment() -> None:
+    assert Settings.from_env({"HIT_CHANCE": "40"}, hit_chance="60").hit_chance == 60
+
+
+def test_a_secret_is_read_from_its_file(tmp_path: Path) -> None:
+    secret = tmp_path / "pw"
+    secret.write_text("s3cret\n")
+    s = Settings.from_env({"NATS_PASSWORD_FILE": str(secret)})
+    assert s.nats_password is not None
+    assert s.nats_password.get_secret_value() == "s3cret"
+    assert "s3cret" not in repr(s)
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"HIT_CHANCE": "150"}, "HIT_CHANCE: Input should be less than or equal to 100"),
+        ({"HIT_CHANCE": "lots"}, "HIT_CHANCE: Input should be a valid integer"),
+        ({"NATS_URL": "localhost"}, "NATS_URL: Value error, 'localhost' is not a URL"),
+        ({"SWING_TIMEOUT": "-1"}, "SWING_TIMEOUT: Input should be greater than 0"),
+        ({"NATS_PASSWORD_FILE": "/nonexistent"}, "NATS_PASSWORD_FILE: cannot read /nonexistent"),
+    ],
+)
+def test_a_bad_value_raises_one_line_naming_the_setting(env: dict[str, str], message: str) -> None:
+    with pytest.raises(SettingsError) as info:
+        Settings.from_env(env)
+    assert str(info.value).startswith(message)
+    assert "\n" not in str(info.value)
+
+
+def test_the_original_hit_chance_flag_exits_2_with_one_line_on_a_bad_value() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "pingpong", "player", "ping", "--hit-chance", "101"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "pingpong: HIT_CHANCE: Input should be less than or equal to 100 (got '101')"
+    ]
