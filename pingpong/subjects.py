@@ -31,6 +31,9 @@ RALLY_ALL: Final = "rally.>"
 RALLY_FINISHED_ALL: Final = "rally.*.finished"
 """Only the results: ``nats sub 'rally.*.finished'``."""
 
+RALLY_ABORTED_ALL: Final = "rally.*.aborted"
+"""Only the aborted games."""
+
 STREAM: Final = "RALLY"
 """The JetStream stream that stores the event log (``rally.>``)."""
 

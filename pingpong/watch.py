@@ -47,9 +47,14 @@ def describe(event: RallyEvent) -> str:
 
 
 async def watch(
-    settings: Settings, stop: asyncio.Event, *, results_only: bool = False, out: TextIO = sys.stdout
+    settings: Settings,
+    stop: asyncio.Event,
+    *,
+    results_only: bool = False,
+    out: TextIO = sys.stdout,
+    ready: asyncio.Event | None = None,
 ) -> None:
-    """Subscribe to ``rally.>`` (or only finished games) and print until ``stop``."""
+    """Subscribe to ``rally.>`` (or only results) and print until ``stop``; ``ready`` once on."""
     nc = await bus.connect(settings, settings.instance("watch"))
 
     async def show(msg: Msg) -> None:
@@ -62,8 +67,11 @@ async def watch(
     subject = subjects.RALLY_FINISHED_ALL if results_only else subjects.RALLY_ALL
     await nc.subscribe(subject, cb=show)
     if results_only:
-        await nc.subscribe("rally.*.aborted", cb=show)
+        await nc.subscribe(subjects.RALLY_ABORTED_ALL, cb=show)
+    await nc.flush()
     log.info("watching %s (Ctrl-C to stop)", subject)
+    if ready is not None:
+        ready.set()
     try:
         await stop.wait()
     finally:

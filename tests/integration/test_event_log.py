@@ -14,8 +14,9 @@ from tests.conftest import Services
 from tests.natsserver import NatsServer
 
 
-async def test_every_game_is_stored_in_the_rally_stream_once(services: Services,
-                                                             nc: Client) -> None:
+async def test_every_game_is_stored_in_the_rally_stream_once(
+    services: Services, nc: Client
+) -> None:
     url = await services.game()
     async with aiohttp.ClientSession() as http:
         ids = []

@@ -28,8 +28,17 @@ def alive(pid: int) -> bool:
 async def test_up_starts_everything_plays_and_stops_cleanly_on_sigterm() -> None:
     port, nats_port = free_port(), free_port()
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "pingpong", "up", "--port", str(port), "--nats-port",
-        str(nats_port), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+        sys.executable,
+        "-m",
+        "pingpong",
+        "up",
+        "--port",
+        str(port),
+        "--nats-port",
+        str(nats_port),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
     assert proc.stdout is not None
     output: list[str] = []
     try:
@@ -69,12 +78,21 @@ async def test_up_refuses_a_port_in_use_with_one_line() -> None:
     port = server.sockets[0].getsockname()[1]
     try:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "pingpong", "up", "--port", str(port),
-            "--nats-port", str(free_port()),
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-        out, err = await asyncio.wait_for(proc.communicate(), 30)
+            sys.executable,
+            "-m",
+            "pingpong",
+            "up",
+            "--port",
+            str(port),
+            "--nats-port",
+            str(free_port()),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        _, err = await asyncio.wait_for(proc.communicate(), 30)
         assert proc.returncode == 1
         assert err.decode().strip() == (
-            f"pingpong: port {port} (HTTP) is already in use; pick another with --port")
+            f"pingpong: port {port} (HTTP) is already in use; pick another with --port"
+        )
     finally:
         server.close()

@@ -15,8 +15,9 @@ async def test_watch_prints_every_event_of_a_game_in_order(services: Services) -
     url = await services.game(players=1)
     out = io.StringIO()
     stop = asyncio.Event()
-    task = asyncio.ensure_future(watch(services.settings, stop, out=out))
-    await asyncio.sleep(0.3)  # subscribed
+    ready = asyncio.Event()
+    task = asyncio.ensure_future(watch(services.settings, stop, out=out, ready=ready))
+    await asyncio.wait_for(ready.wait(), 10)
     async with aiohttp.ClientSession() as http, http.get(url + "/") as r:
         game_id = r.headers["X-Game-Id"]
         transcript = (await r.text()).splitlines()
