@@ -9,9 +9,9 @@ import asyncio
 import logging
 import random
 
+from nats import micro
 from nats.micro.request import Request
 
-from nats import micro
 from pingpong import __version__, bus, subjects
 from pingpong.errors import BadMessageError
 from pingpong.messages import Result, Swing, SwingReply, decode, encode
