@@ -50,6 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--managers", type=int, default=2, help="managers (2)")
     up.add_argument("--hit-chance", metavar="N", help="percent of swings that HIT (85)")
 
+    roles.add_parser("scoreboard", help="keep the scores from the event log (scores.get)")
+
     watch = roles.add_parser("watch", help="print rallies live (rally.>)")
     watch.add_argument("--results", action="store_true", help="only finished and aborted games")
     return parser
@@ -68,6 +70,10 @@ def _service(role: str, args: argparse.Namespace, settings: Settings) -> Service
         from proxy import serve as serve_proxy
 
         return lambda stop: serve_proxy(settings, stop)
+    if role == "scoreboard":
+        from scoreboard import serve as serve_scoreboard
+
+        return lambda stop: serve_scoreboard(settings, stop)
     if role == "watch":
         from pingpong.watch import watch
 

@@ -237,6 +237,7 @@ async def up(options: UpOptions, stop: asyncio.Event, out: TextIO = sys.stdout) 
             for side in ("ping", "pong")
         ]
         managers = [service(f"manager-{n}", "manager") for n in range(1, options.managers + 1)]
+        scoreboard = service("scoreboard", "scoreboard")
         proxy = service("proxy", "proxy", HTTP_HOST="127.0.0.1", HTTP_PORT=str(options.port))
         try:
             await sup.start(nats)
@@ -244,11 +245,12 @@ async def up(options: UpOptions, stop: asyncio.Event, out: TextIO = sys.stdout) 
                 await asyncio.wait_for(nats.ready.wait(), 15)
             except TimeoutError:
                 raise PingpongError("nats-server did not become ready within 15s") from None
-            for child in [*players, *managers, proxy]:
+            for child in [*players, *managers, scoreboard, proxy]:
                 await sup.start(child)
             sup.say(
                 "up",
                 f"ready: curl localhost:{options.port}   "
+                f"scores: http://localhost:{options.port}/scores   "
                 f"(NATS at {nats_url}; Ctrl-C stops everything)",
             )
             waiters = [
@@ -260,6 +262,6 @@ async def up(options: UpOptions, stop: asyncio.Event, out: TextIO = sys.stdout) 
                 w.cancel()
         finally:
             sup.say("up", "stopping")
-            await sup.stop_all([[proxy], managers, players, [nats]])
+            await sup.stop_all([[proxy], managers, [*players, scoreboard], [nats]])
             sup.say("up", "all stopped")
     return 1 if sup.failed else 0

@@ -151,6 +151,41 @@ class RallyAborted(Message):
     at: datetime
 
 
+Outcome = Literal["win", "draw", "aborted"]
+
+
+class GameSummary(Message):
+    """One line of the scoreboard's recent games."""
+
+    game_id: GameId
+    outcome: Outcome = Field(examples=["win"])
+    winner: Side | None = Field(default=None, examples=["ping"])
+    strokes: int = Field(ge=0, description="Strokes played.")
+    manager: Instance
+    at: datetime
+
+
+def _no_wins() -> dict[Side, int]:
+    return {"ping": 0, "pong": 0}
+
+
+class Scores(Message):
+    """Reply to ``scores.get`` and body of ``GET /scores.json``."""
+
+    games: int = Field(default=0, ge=0, description="Finished games (draws included).")
+    wins: dict[Side, int] = Field(default_factory=_no_wins)
+    draws: int = Field(default=0, ge=0)
+    aborted: int = Field(default=0, ge=0, description="Games that could not be finished.")
+    longest_rally: int = Field(default=0, ge=0, description="Most strokes in one game.")
+    total_strokes: int = Field(default=0, ge=0, description="Strokes of all finished games.")
+    average_rally: float = Field(default=0.0, ge=0, description="Strokes per finished game.")
+    wins_by_instance: dict[str, int] = Field(
+        default_factory=dict, description="Games won, by the player whose last HIT won them."
+    )
+    last_games: tuple[GameSummary, ...] = Field(default=(), description="Newest first, 20 at most.")
+    last_seq: int = Field(default=0, ge=0, description="Last RALLY stream sequence folded in.")
+
+
 RallyEvent = Annotated[
     RallyStarted | RallySwing | RallyFinished | RallyAborted, Field(discriminator="kind")
 ]

@@ -38,6 +38,19 @@ STREAM: Final = "RALLY"
 """The JetStream stream that stores the event log (``rally.>``)."""
 
 
+SCORES_BUCKET: Final = "SCORES"
+"""The KV bucket where the scoreboard keeps its tallies with the last sequence folded in."""
+
+SCORES_KEY: Final = "scores"
+"""The one key of ``SCORES_BUCKET``."""
+
+SCOREBOARD_CONSUMER: Final = "scoreboard"
+"""The scoreboard's durable consumer on ``STREAM``."""
+
+RESULTS: Final = (RALLY_FINISHED_ALL, RALLY_ABORTED_ALL)
+"""The events that change the scores (the scoreboard's consumer filter)."""
+
+
 def swing_subject(side: Side) -> str:
     """The subject a side's players serve: ``ping.swing`` or ``pong.swing``."""
     return f"{side}.swing"

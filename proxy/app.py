@@ -12,7 +12,7 @@ from nats.aio.client import Client
 
 from pingpong import bus
 from pingpong.settings import Settings
-from proxy.keys import INSTANCE, NATS, SETTINGS
+from proxy.keys import INSTANCE, NATS, SETTINGS, SHUTTING_DOWN
 from proxy.middlewares import one_line_errors
 from proxy.routes import setup_routes
 
@@ -32,11 +32,17 @@ async def nats_connection(app: web.Application) -> AsyncIterator[None]:
     await bus.wait_closed(nc)
 
 
+async def _end_streams(app: web.Application) -> None:
+    app[SHUTTING_DOWN].set()
+
+
 def create_app(settings: Settings, instance: str | None = None) -> web.Application:
     """The proxy app; the NATS connection lives in its cleanup context."""
     app = web.Application(middlewares=[one_line_errors])
     app[SETTINGS] = settings
     app[INSTANCE] = instance or settings.instance("proxy")
+    app[SHUTTING_DOWN] = asyncio.Event()
+    app.on_shutdown.append(_end_streams)
     app.cleanup_ctx.append(nats_connection)
     setup_routes(app)
     return app

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from aiohttp import web
 from nats.aio.client import Client
 
@@ -12,6 +14,9 @@ SETTINGS = web.AppKey("settings", Settings)
 
 INSTANCE = web.AppKey("instance", str)
 """This proxy's instance id."""
+
+SHUTTING_DOWN = web.AppKey("shutting_down", asyncio.Event)
+"""Set when the app shuts down: long-lived responses (``/events``) end."""
 
 NATS = web.AppKey("nats", Client)
 """The NATS connection (it may still be connecting: check ``is_connected``)."""

@@ -5,9 +5,11 @@ from __future__ import annotations
 from aiohttp import web
 
 from proxy import views
+from proxy.scores import setup_scores
 
 
 def setup_routes(app: web.Application) -> None:
     """Add every route; other paths are 404, other methods 405."""
     app.router.add_get("/", views.play)
     app.router.add_get("/healthz", views.healthz)
+    setup_scores(app)

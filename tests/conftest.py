@@ -87,6 +87,11 @@ class Services:
 
         return await self.start(f"manager-{n}@test", serve, **overrides)
 
+    async def scoreboard(self, n: int = 1, **overrides: object) -> Running:
+        from scoreboard import serve
+
+        return await self.start(f"scoreboard-{n}@test", serve, **overrides)
+
     async def proxy(self, **overrides: object) -> str:
         """Start a proxy on a free port; its base URL."""
         from proxy import serve

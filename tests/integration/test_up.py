@@ -48,7 +48,7 @@ async def test_up_starts_everything_plays_and_stops_cleanly_on_sigterm() -> None
                 if "ready: curl" in output[-1]:
                     break
         pids = [int(p) for line in output for p in re.findall(r"started \S+ \(pid (\d+)\)", line)]
-        assert len(pids) == 8  # nats, 2 ping, 2 pong, 2 managers, proxy
+        assert len(pids) == 9  # nats, 2 ping, 2 pong, 2 managers, scoreboard, proxy
         async with aiohttp.ClientSession() as http:
             text = ""
             async with asyncio.timeout(20):

@@ -1,0 +1,217 @@
+"""The scoreboard service: a durable consumer on ``RALLY`` folding results into scores.
+
+After each batch it writes the tally, with the last stream sequence folded in,
+to the KV bucket ``SCORES`` with compare-and-set, and only then acks the batch.
+A crash before the write re-delivers the batch; a crash after it re-delivers
+events whose sequence is already counted, which ``fold`` skips. Serves
+``scores.get`` (queue group ``scoreboard``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Final
+
+import nats.errors
+import nats.js.errors
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StorageType
+from nats.js.kv import KeyValue
+
+from pingpong import bus, subjects
+from pingpong.errors import BadMessageError
+from pingpong.messages import decode_event, encode
+from pingpong.settings import Settings
+from scoreboard.logic import Tally, fold
+
+log = logging.getLogger(__name__)
+
+BATCH: Final = 256
+"""Events fetched, folded and stored in one write at most."""
+
+RETRY_WAIT: Final = 1.0
+"""Seconds before trying again when JetStream is unavailable."""
+
+_TRANSIENT = (
+    nats.errors.TimeoutError,
+    nats.errors.NoRespondersError,
+    nats.errors.ConnectionClosedError,
+    nats.errors.ConnectionReconnectingError,
+    nats.errors.ConnectionDrainingError,
+    nats.js.errors.ServiceUnavailableError,
+    nats.js.errors.ServerError,
+)
+
+
+class Scoreboard:
+    """Keeps the tally in memory and in KV; answers ``scores.get``."""
+
+    def __init__(self, js: JetStreamContext, kv: KeyValue) -> None:
+        self.js = js
+        self.kv = kv
+        self.tally = Tally()
+        self.revision = 0
+        self._encoded = encode(self.tally.scores)
+
+    async def load(self) -> None:
+        """The stored tally, or a fresh one."""
+        try:
+            entry = await self.kv.get(subjects.SCORES_KEY)
+        except nats.js.errors.KeyNotFoundError:
+            self.tally, self.revision = Tally(), 0
+        else:
+            self.tally = Tally.model_validate_json(entry.value or b"{}")
+            self.revision = entry.revision or 0
+        self._encoded = encode(self.tally.scores)
+        s = self.tally.scores
+        log.info(
+            "scores loaded: %d games, %d aborted, up to stream sequence %d",
+            s.games,
+            s.aborted,
+            s.last_seq,
+        )
+
+    async def on_scores_get(self, msg: Msg) -> None:
+        """``scores.get``: the current scores."""
+        if msg.reply:
+            await msg.respond(self._encoded)
+
+    def folded(self, tally: Tally, msgs: list[Msg]) -> Tally:
+        """``tally`` with a batch folded in; a malformed event is logged and skipped."""
+        for msg in msgs:
+            seq = msg.metadata.sequence.stream
+            try:
+                event = decode_event(msg.data)
+            except BadMessageError as e:
+                log.warning("skipped stream sequence %d (%s): %s", seq, msg.subject, e)
+                if seq > tally.scores.last_seq:
+                    tally = tally.model_copy(
+                        update={"scores": tally.scores.model_copy(update={"last_seq": seq})}
+                    )
+                continue
+            tally = fold(tally, event, seq)
+        return tally
+
+    async def store(self, msgs: list[Msg]) -> None:
+        """Fold a batch and write it with compare-and-set; reload and refold on a conflict."""
+        for _ in range(5):
+            new = self.folded(self.tally, msgs)
+            if new == self.tally:
+                return
+            try:
+                self.revision = await self.kv.update(
+                    subjects.SCORES_KEY, encode(new), last=self.revision
+                )
+            except nats.js.errors.KeyWrongLastSequenceError:
+                log.warning("scores were written elsewhere; reloading")
+                await self.load()
+                continue
+            self.tally = new
+            self._encoded = encode(new.scores)
+            return
+        raise RuntimeError("scores kept changing under us; giving up this batch")
+
+    async def consume(self, stop: asyncio.Event) -> None:
+        """Fetch, fold, store, ack until ``stop``; ride out NATS outages."""
+        config = ConsumerConfig(
+            durable_name=subjects.SCOREBOARD_CONSUMER,
+            filter_subjects=list(subjects.RESULTS),
+            ack_policy=AckPolicy.ALL,
+            deliver_policy=DeliverPolicy.ALL,
+            ack_wait=30,
+            max_ack_pending=10 * BATCH,
+        )
+        sub: JetStreamContext.PullSubscription | None = None
+        try:
+            while not stop.is_set():
+                try:
+                    if sub is None:
+                        sub = await self.js.pull_subscribe(
+                            subjects.RALLY_ALL,
+                            durable=subjects.SCOREBOARD_CONSUMER,
+                            stream=subjects.STREAM,
+                            config=config,
+                        )
+                    msgs = await sub.fetch(batch=BATCH, timeout=1)
+                except nats.errors.TimeoutError:
+                    continue  # nothing new
+                except _TRANSIENT as e:
+                    log.debug("fetch failed: %s", e)
+                    await _sleep_or_stop(stop, RETRY_WAIT)
+                    continue
+                try:
+                    await self.store(msgs)
+                    await msgs[-1].ack()  # AckPolicy.ALL: acks the whole batch
+                except (*_TRANSIENT, nats.js.errors.APIError, RuntimeError) as e:
+                    log.warning(
+                        "could not store %d events yet (%s); they will come again", len(msgs), e
+                    )
+                    await _sleep_or_stop(stop, RETRY_WAIT)
+        finally:
+            if sub is not None:  # a pull subscription would hold up the drain
+                with contextlib.suppress(nats.errors.Error):
+                    await sub.unsubscribe()
+
+
+async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)
+
+
+async def open_bucket(js: JetStreamContext, replicas: int) -> KeyValue:
+    """The ``SCORES`` bucket, created if missing."""
+    try:
+        return await js.key_value(subjects.SCORES_BUCKET)
+    except nats.js.errors.BucketNotFoundError:
+        return await js.create_key_value(
+            bucket=subjects.SCORES_BUCKET,
+            history=1,
+            storage=StorageType.FILE,
+            replicas=replicas,
+            description="pingpong scores with the last RALLY sequence",
+        )
+
+
+async def _open(nc: Client, settings: Settings, stop: asyncio.Event) -> Scoreboard | None:
+    """Stream, bucket and tally, retrying while JetStream is not there yet."""
+    js = nc.jetstream(timeout=2.0)
+    warned = False
+    while not stop.is_set():
+        try:
+            if await bus.ensure_stream(js, settings.stream_replicas):
+                board = Scoreboard(js, await open_bucket(js, settings.stream_replicas))
+                await board.load()
+                return board
+        except (*_TRANSIENT, nats.js.errors.APIError) as e:
+            if not warned:
+                log.warning("JetStream not ready (%s); retrying", e)
+                warned = True
+        await _sleep_or_stop(stop, RETRY_WAIT * 5)
+    return None
+
+
+async def serve(
+    settings: Settings, stop: asyncio.Event, ready: asyncio.Event | None = None
+) -> None:
+    """Keep the scores and serve ``scores.get`` until ``stop``; ``ready`` once serving."""
+    instance = settings.instance("scoreboard")
+    nc = await bus.connect(settings, instance)
+    try:
+        board = await _open(nc, settings, stop)
+        if board is None:
+            return
+        await nc.subscribe(
+            subjects.SCORES_GET, queue=subjects.SCOREBOARD_QUEUE, cb=board.on_scores_get
+        )
+        await nc.flush()
+        log.info("serving %s, folding %s", subjects.SCORES_GET, " ".join(subjects.RESULTS))
+        if ready is not None:
+            ready.set()
+        await board.consume(stop)
+    finally:
+        await bus.wait_closed(nc)
+    log.info("stopped")

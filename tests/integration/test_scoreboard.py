@@ -1,0 +1,159 @@
+"""The scoreboard against a real nats-server: exact scores across restarts."""
+
+from __future__ import annotations
+
+import asyncio
+
+import aiohttp
+from nats.aio.client import Client
+
+from pingpong import subjects
+from pingpong.messages import (
+    Game,
+    RallyFinished,
+    Scores,
+    decode_event,
+    encode,
+)
+from tests.conftest import Services, wait_for
+from tests.natsserver import NatsServer
+
+
+async def scores(http: aiohttp.ClientSession, url: str) -> Scores:
+    async with http.get(url + "/scores.json") as r:
+        assert r.status == 200, await r.text()
+        return Scores.model_validate_json(await r.read())
+
+
+async def play(http: aiohttp.ClientSession, url: str, n: int) -> list[str]:
+    ids = []
+    for _ in range(n):
+        async with http.get(url + "/") as r:
+            assert r.status == 200, await r.text()
+            ids.append(r.headers["X-Game-Id"])
+    return ids
+
+
+async def settle(http: aiohttp.ClientSession, url: str, games: int) -> Scores:
+    """Wait until the scoreboard counted ``games``; then check it stays there."""
+
+    async def counted() -> bool:
+        return (await scores(http, url)).games >= games
+
+    await wait_for(counted, timeout=15)
+    await asyncio.sleep(0.5)
+    return await scores(http, url)
+
+
+async def test_n_games_through_http_give_exactly_n_in_the_scores(services: Services) -> None:
+    await services.scoreboard()
+    url = await services.game()
+    async with aiohttp.ClientSession() as http:
+        ids = await play(http, url, 25)
+        s = await settle(http, url, 25)
+    assert s.games == 25
+    assert s.wins["ping"] + s.wins["pong"] + s.draws == 25
+    assert s.aborted == 0
+    assert [g.game_id for g in s.last_games] == list(reversed(ids))[:20]
+    assert sum(s.wins_by_instance.values()) <= 25
+    assert s.longest_rally >= 1
+
+
+async def test_scores_get_answers_over_nats(services: Services, nc: Client) -> None:
+    await services.scoreboard()
+    msg = await nc.request(subjects.SCORES_GET, b"", timeout=2)
+    assert Scores.model_validate_json(msg.data).games == 0
+
+
+async def test_restarting_the_scoreboard_mid_stream_keeps_the_scores_exact(
+    services: Services,
+) -> None:
+    board = await services.scoreboard()
+    url = await services.game()
+    async with aiohttp.ClientSession() as http:
+        player = asyncio.ensure_future(play(http, url, 60))
+        await asyncio.sleep(0.15)
+        await board.shutdown()
+        await asyncio.sleep(0.2)
+        await services.scoreboard(n=2)
+        await player
+        s = await settle(http, url, 60)
+    assert s.games == 60
+
+
+async def test_restarting_nats_server_keeps_the_scores_exact(
+    services: Services, nats_server: NatsServer
+) -> None:
+    await services.scoreboard()
+    url = await services.game()
+    async with aiohttp.ClientSession() as http:
+        await play(http, url, 20)
+        await settle(http, url, 20)
+        await nats_server.stop()
+        await nats_server.start()
+
+        async def healthy() -> bool:
+            async with http.get(url + "/") as r:
+                return r.status == 200
+
+        await wait_for(healthy, timeout=20, interval=0.2)  # counts as one game
+        await play(http, url, 9)
+        s = await settle(http, url, 30)
+    assert s.games == 30
+
+
+async def test_a_duplicated_finished_event_counts_once(services: Services, nc: Client) -> None:
+    await services.scoreboard()
+    url = await services.game()
+    async with aiohttp.ClientSession() as http:
+        async with http.get(url + "/?format=json") as r:
+            game = Game.model_validate_json(await r.read())
+        await settle(http, url, 1)
+        # the same event again, past the stream's duplicate window (no Nats-Msg-Id)
+        js = nc.jetstream()
+        ack = await js.publish(
+            subjects.rally_subject(game.game_id, "finished"), encode(RallyFinished(game=game))
+        )
+        assert not ack.duplicate
+
+        async def folded() -> bool:
+            return (await scores(http, url)).last_seq >= ack.seq
+
+        await wait_for(folded)
+        assert (await scores(http, url)).games == 1
+
+
+async def test_events_delivers_a_games_events_in_order(services: Services) -> None:
+    url = await services.game()
+    async with aiohttp.ClientSession() as http, http.get(url + "/events") as stream:
+        assert stream.status == 200
+        assert stream.content_type == "text/event-stream"
+        assert await stream.content.readline() == b"retry: 2000\n"
+        async with http.get(url + "/?format=json") as r:
+            game = Game.model_validate_json(await r.read())
+        kinds: list[str] = []
+        async with asyncio.timeout(5):
+            kind = ""
+            while "finished" not in kinds:
+                line = (await stream.content.readline()).decode().rstrip("\n")
+                if line.startswith("event: "):
+                    kind = line.removeprefix("event: ")
+                elif line.startswith("data: "):
+                    event = decode_event(line.removeprefix("data: ").encode())
+                    kinds.append(kind)
+                    assert event.kind == kind
+    assert kinds == ["started", *["swing"] * len(game.strokes), "finished"]
+
+
+async def test_scores_json_without_a_scoreboard_is_503_at_once(services: Services) -> None:
+    url = await services.proxy()
+    async with aiohttp.ClientSession() as http, http.get(url + "/scores.json") as r:
+        assert r.status == 503
+        assert await r.text() == "no scoreboard is running\n"
+
+
+async def test_events_refuses_a_bad_game_id_with_400(services: Services) -> None:
+    url = await services.proxy()
+    async with aiohttp.ClientSession() as http, http.get(url + "/events?game=a.b") as r:
+        assert r.status == 400
+        assert (await r.text()).startswith("game must be a game id")

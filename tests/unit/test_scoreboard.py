@@ -1,0 +1,90 @@
+from __future__ import annotations
+
+from pingpong.messages import (
+    Game,
+    RallyAborted,
+    RallyFinished,
+    RallyStarted,
+    Result,
+    Stroke,
+    now,
+)
+from pingpong.subjects import Side
+from scoreboard import Tally, fold
+from scoreboard.logic import LAST_GAMES
+
+
+def finished(game_id: str, strokes: int, winner: Side | None) -> RallyFinished:
+    sides: list[Side] = ["ping", "pong"]
+    played = tuple(
+        Stroke(
+            stroke=n,
+            side=sides[(n - 1) % 2],
+            instance=f"{sides[(n - 1) % 2]}-1",
+            result=Result.MISS if (n == strokes and winner) else Result.HIT,
+            latency_ms=0.1,
+        )
+        for n in range(1, strokes + 1)
+    )
+    return RallyFinished(
+        game=Game(
+            game_id=game_id,
+            strokes=played,
+            winner=winner,
+            winner_instance=played[-2].instance if winner and strokes > 1 else None,
+            manager="m-1",
+            duration_ms=1,
+            started_at=now(),
+        )
+    )
+
+
+def aborted(game_id: str) -> RallyAborted:
+    return RallyAborted(game_id=game_id, manager="m-1", reason="gone", strokes=3, at=now())
+
+
+def test_finished_games_add_up_wins_draws_and_rally_lengths() -> None:
+    t = Tally()
+    t = fold(t, finished("a", 3, "pong"), 1)
+    t = fold(t, finished("b", 6, "ping"), 2)
+    t = fold(t, finished("c", 99, None), 3)
+    s = t.scores
+    assert (s.games, s.wins, s.draws, s.aborted) == (3, {"ping": 1, "pong": 1}, 1, 0)
+    assert s.longest_rally == 99
+    assert s.average_rally == 36.0
+    assert s.wins_by_instance == {"pong-1": 1, "ping-1": 1}
+    assert [g.game_id for g in s.last_games] == ["c", "b", "a"]
+    assert s.last_seq == 3
+
+
+def test_an_aborted_game_counts_apart_from_the_games_played() -> None:
+    s = fold(Tally(), aborted("x"), 1).scores
+    assert (s.games, s.aborted) == (0, 1)
+    assert s.last_games[0].outcome == "aborted"
+
+
+def test_an_event_at_or_below_the_last_sequence_is_not_counted_again() -> None:
+    t = fold(Tally(), finished("a", 3, "pong"), 5)
+    assert fold(t, finished("b", 3, "pong"), 5) == t
+    assert fold(t, finished("b", 3, "pong"), 4) == t
+
+
+def test_the_same_game_id_counts_once_even_at_a_new_sequence() -> None:
+    t = fold(Tally(), finished("a", 3, "pong"), 1)
+    again = fold(t, finished("a", 3, "pong"), 2)
+    assert again.scores.games == 1
+    assert again.scores.last_seq == 2
+
+
+def test_events_that_are_not_results_only_move_the_sequence() -> None:
+    started = RallyStarted(game_id="a", manager="m", max_rounds=99, at=now())
+    s = fold(Tally(), started, 7).scores
+    assert (s.games, s.last_seq) == (0, 7)
+
+
+def test_only_the_last_twenty_games_are_listed() -> None:
+    t = Tally()
+    for n in range(1, 31):
+        t = fold(t, finished(f"g{n}", 2, "ping"), n)
+    assert len(t.scores.last_games) == LAST_GAMES
+    assert t.scores.last_games[0].game_id == "g30"
