@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from pathlib import Path
 from typing import Any, Final
 
 import nats.errors
@@ -19,6 +21,8 @@ from pingpong.errors import RemoteError
 from pingpong.settings import Settings
 
 log = logging.getLogger(__name__)
+
+_BACKGROUND: set[asyncio.Task[None]] = set()
 
 RECONNECT_WAIT: Final = 1.0
 """Seconds between reconnect attempts (forever)."""
@@ -88,6 +92,19 @@ def connect_options(settings: Settings, name: str, nc: Client) -> dict[str, Any]
     return options
 
 
+HEARTBEAT_EVERY: Final = 5.0
+"""Seconds between touches of ``HEALTH_FILE`` while connected."""
+
+
+async def _heartbeat(nc: Client, path: Path) -> None:
+    """Touch ``path`` while ``nc`` is connected, until it is closed."""
+    while not nc.is_closed:
+        if nc.is_connected:
+            with contextlib.suppress(OSError):
+                await asyncio.to_thread(path.touch)
+        await asyncio.sleep(HEARTBEAT_EVERY)
+
+
 async def connect(settings: Settings, name: str, nc: Client | None = None) -> Client:
     """Connect ``nc`` (or a new client) to NATS, retrying until a server answers.
 
@@ -96,6 +113,9 @@ async def connect(settings: Settings, name: str, nc: Client | None = None) -> Cl
     """
     nc = nc or Client()
     await nc.connect(**connect_options(settings, name, nc))
+    if settings.health_file is not None:
+        _BACKGROUND.add(task := asyncio.create_task(_heartbeat(nc, settings.health_file)))
+        task.add_done_callback(_BACKGROUND.discard)
     log.info("connected to NATS at %s", nc.connected_url.netloc if nc.connected_url else "?")
     return nc
 

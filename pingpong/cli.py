@@ -52,6 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     roles.add_parser("scoreboard", help="keep the scores from the event log (scores.get)")
 
+    health = roles.add_parser("healthcheck", help="exit 0 if this container's service is up")
+    health.add_argument("--max-age", type=float, default=15.0, help="seconds (15)")
+
     watch = roles.add_parser("watch", help="print rallies live (rally.>)")
     watch.add_argument("--results", action="store_true", help="only finished and aborted games")
     return parser
@@ -98,6 +101,19 @@ def _service(role: str, args: argparse.Namespace, settings: Settings) -> Service
     raise AssertionError(role)  # pragma: no cover
 
 
+def _healthcheck(settings: Settings, max_age: float) -> int:
+    from pingpong.health import check
+
+    if settings.health_file is None:
+        print("pingpong: HEALTH_FILE is not set", file=sys.stderr)
+        return 2
+    problem = check(settings.health_file, max_age)
+    if problem:
+        print(f"unhealthy: {problem}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse, configure, run; a bad setting exits 2 with one line naming it."""
     args = build_parser().parse_args(argv)
@@ -111,6 +127,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"pingpong: {e}", file=sys.stderr)
         return 2
     role = args.role
+    if role == "healthcheck":
+        return _healthcheck(settings, args.max_age)
     name = args.side if role == "player" else role
     setup_logging(settings.instance(name), settings.log_level, settings.log_format)
     try:

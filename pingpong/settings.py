@@ -55,6 +55,11 @@ class Settings(BaseModel):
     )
     http_host: str = Field(default="0.0.0.0", description="Address the proxy listens on.")
     http_port: int = Field(default=3000, ge=0, le=65535, description="Port the proxy listens on.")
+    health_file: Path | None = Field(
+        default=None,
+        description="File touched every few seconds while connected to NATS "
+        "(for `pingpong healthcheck`, a container HEALTHCHECK).",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO")
     log_format: Literal["text", "json"] = Field(default="text")
 

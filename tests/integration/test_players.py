@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from nats.aio.client import Client
 
@@ -45,3 +46,11 @@ async def test_players_are_discoverable_as_micro_services(services: Services, nc
     assert info["metadata"]["instance"] == "ping-1@test"
     assert info["endpoints"][0]["subject"] == "ping.swing"
     assert info["endpoints"][0]["queue_group"] == "ping"
+
+
+async def test_a_connected_service_keeps_its_health_file_fresh(
+    services: Services, tmp_path: Path
+) -> None:
+    health = tmp_path / "health"
+    await services.player("ping", 1, health_file=health)
+    assert health.exists()
