@@ -4,7 +4,10 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: install up test test-slow test-swarm test-browser test-all lint fmt bench clean
+PYTHON_IMAGE ?= python:3.12-slim
+IMAGE        ?= pingpong:latest
+
+.PHONY: wheelhouse image install up test test-slow test-swarm test-browser test-all lint fmt bench clean
 
 install: $(STAMP)            ## a virtualenv with pingpong and its dev tools
 
@@ -40,6 +43,13 @@ lint: install                ## ruff and mypy --strict
 fmt: install
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
+
+wheelhouse: install         ## wheels of pingpong and its dependencies (this machine's Python)
+	$(PY) -m pip wheel -q --wheel-dir wheelhouse .
+	$(PY) -m pip download -q --dest wheelhouse --only-binary=:all: 'setuptools>=68'
+
+image: wheelhouse            ## the one image for every service (IMAGE, PYTHON_IMAGE)
+	docker build --build-arg PYTHON_IMAGE=$(PYTHON_IMAGE) -t $(IMAGE) .
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache wheelhouse

@@ -137,6 +137,8 @@ class Scoreboard:
                             config=config,
                         )
                     msgs = await sub.fetch(batch=BATCH, timeout=1)
+                    if not msgs:  # fetch can end with only a status message
+                        continue
                 except nats.errors.TimeoutError:
                     continue  # nothing new
                 except _TRANSIENT as e:

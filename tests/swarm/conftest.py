@@ -1,0 +1,171 @@
+"""A real single-node Docker Swarm running stack.yml (../shared/tools/swarm-up provides it)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+TOOLS = ROOT.parent / "shared" / "tools"
+STACK = "pptest"
+BASE = "http://127.0.0.1:3000"
+
+
+def sh(
+    *args: str, timeout: float = 300, check: bool = True, env: dict[str, str] | None = None
+) -> str:
+    """Run a command; its stdout. Fails the test with stderr on a non-zero exit."""
+    done = subprocess.run(
+        args,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
+    if check and done.returncode != 0:
+        pytest.fail(f"{' '.join(args)} exited {done.returncode}:\n{done.stdout}\n{done.stderr}")
+    return done.stdout
+
+
+def http_get(path: str, timeout: float = 15) -> tuple[int, str]:
+    """GET 127.0.0.1:3000/path: status and body (status 0 if nothing answers)."""
+    try:
+        with urllib.request.urlopen(BASE + path, timeout=timeout) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+    except (urllib.error.URLError, ConnectionError, TimeoutError) as e:
+        return 0, str(e)
+
+
+def game_json() -> dict[str, object]:
+    status, body = http_get("/?format=json")
+    assert status == 200, body
+    game: dict[str, object] = json.loads(body)
+    return game
+
+
+def instances(game: dict[str, object]) -> set[str]:
+    return {str(s["instance"]) for s in game["strokes"]}  # type: ignore[attr-defined]
+
+
+def wait_until(what: str, check: object, timeout: float, interval: float = 1.0) -> None:
+    """Poll ``check()`` until true; fail naming ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():  # type: ignore[operator]
+            return
+        time.sleep(interval)
+    pytest.fail(f"timed out after {timeout:g}s waiting for {what}")
+
+
+@dataclass(frozen=True)
+class Deployed:
+    stack: str
+    image: str
+
+    def service(self, name: str) -> str:
+        return f"{self.stack}_{name}"
+
+
+def _docker_ready() -> None:
+    if (
+        shutil.which("docker") is None
+        or subprocess.run(
+            ["docker", "info"], capture_output=True, timeout=30, check=False
+        ).returncode
+    ):
+        message = "no Docker engine: run ../shared/tools/swarm-up first"
+        if os.environ.get("CI"):
+            pytest.fail(message)  # never skip in CI
+        pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def image() -> str:
+    """pingpong's image built from a local wheelhouse on the local base image."""
+    _docker_ready()
+    tag = f"pingpong:test-{int(time.time())}"
+    base = os.environ.get("PYTHON_IMAGE", "local/python:3.11-slim")
+    sh(
+        sys.executable,
+        "-m",
+        "pip",
+        "wheel",
+        "-q",
+        "--wheel-dir",
+        str(ROOT / "wheelhouse"),
+        str(ROOT),
+        timeout=600,
+    )
+    sh(
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "-q",
+        "--dest",
+        str(ROOT / "wheelhouse"),
+        "--only-binary=:all:",
+        "setuptools>=68",
+        timeout=600,
+    )
+    sh(
+        "docker",
+        "build",
+        "-q",
+        "--build-arg",
+        f"PYTHON_IMAGE={base}",
+        "-t",
+        tag,
+        str(ROOT),
+        timeout=900,
+    )
+    return tag
+
+
+@pytest.fixture(scope="module")
+def stack(image: str) -> Iterator[Deployed]:
+    """stack.yml deployed as ``pptest``; removed with swarm-down afterwards, pass or fail."""
+    down = str(TOOLS / "swarm-down")
+    sh(down, STACK, timeout=180)
+    sh("docker", "volume", "rm", "-f", f"{STACK}_nats-data")  # a fresh event log
+    env = {"IMAGE": image, "NATS_IMAGE": os.environ.get("NATS_IMAGE", "local/nats:2")}
+    try:
+        sh(
+            "docker",
+            "stack",
+            "deploy",
+            "--resolve-image",
+            "never",
+            "-c",
+            str(ROOT / "stack.yml"),
+            STACK,
+            env=env,
+            timeout=120,
+        )
+        wait_until("a game on 127.0.0.1:3000", lambda: http_get("/")[0] == 200, timeout=180)
+        yield Deployed(STACK, image)
+    finally:
+        for svc in ("manager", "ping", "pong", "scoreboard", "proxy", "nats"):
+            logs = subprocess.run(
+                ["docker", "service", "logs", "--tail", "40", f"{STACK}_{svc}"],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
+            print(f"--- {svc} (last lines)\n{logs.stdout}{logs.stderr}")
+        sh(down, STACK, timeout=180, check=False)

@@ -1,0 +1,136 @@
+"""stack.yml on a real Swarm: games, replicas, scaling, kills and rolling updates."""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+
+import pytest
+
+from pingpong.messages import Scores
+from tests.swarm.conftest import Deployed, game_json, http_get, instances, sh, wait_until
+
+pytestmark = [pytest.mark.swarm, pytest.mark.timeout(900)]
+
+LINE = re.compile(r"^(PING|PONG) --> (HIT|MISS)$")
+
+
+def test_curl_plays_a_game_in_the_original_format(stack: Deployed) -> None:
+    status, body = http_get("/")
+    assert status == 200
+    lines = body.splitlines()
+    assert all(LINE.match(line) for line in lines[:-1]), body
+    assert re.fullmatch(r"The winner is (PING|PONG)|DRAW", lines[-1]), body
+
+
+def test_games_show_both_replicas_of_each_side(stack: Deployed) -> None:
+    seen: set[str] = set()
+    for _ in range(200):
+        seen |= instances(game_json())
+        if len(seen) >= 4:
+            break
+    node = r"@[^@]+$"
+    assert {re.sub(node, "", i) for i in seen} >= {
+        f"{stack.stack}_ping.1",
+        f"{stack.stack}_ping.2",
+        f"{stack.stack}_pong.1",
+        f"{stack.stack}_pong.2",
+    }, seen
+
+
+def test_a_third_ping_replica_takes_swings_after_scaling(stack: Deployed) -> None:
+    sh("docker", "service", "scale", "--detach", f"{stack.service('ping')}=3")
+    third = f"{stack.stack}_ping.3@"
+
+    def third_swings() -> bool:
+        return any(i.startswith(third) for _ in range(20) for i in instances(game_json()))
+
+    wait_until("ping.3 in a game", third_swings, timeout=90)
+
+
+class Load:
+    """Games played continuously from 4 threads until stopped (bounded in time and count)."""
+
+    def __init__(self, threads: int = 4, max_games: int = 20_000, max_seconds: float = 300):
+        self.ok = 0
+        self.failed: list[str] = []
+        self.deadline = time.monotonic() + max_seconds
+        self.max_games = max_games
+        self.stop = threading.Event()
+        self.lock = threading.Lock()
+        self.threads = [threading.Thread(target=self.run, daemon=True) for _ in range(threads)]
+
+    def __enter__(self) -> Load:
+        for t in self.threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        for t in self.threads:
+            t.join(60)
+
+    def run(self) -> None:
+        while (
+            not self.stop.is_set()
+            and time.monotonic() < self.deadline
+            and self.ok + len(self.failed) < self.max_games
+        ):
+            status, body = http_get("/", timeout=30)
+            with self.lock:
+                if status == 200:
+                    self.ok += 1
+                else:
+                    self.failed.append(f"{status} {body.strip()[:200]}")
+
+
+def scores() -> Scores:
+    status, body = http_get("/scores.json")
+    assert status == 200, body
+    return Scores.model_validate_json(body)
+
+
+def settled_games() -> int:
+    """The scoreboard's count once it has stopped moving."""
+    last = -1
+    for _ in range(60):
+        now = scores().games
+        if now == last:
+            return now
+        last = now
+        time.sleep(1)
+    pytest.fail("the scores kept moving")
+
+
+def test_kills_and_rolling_updates_under_load_lose_no_game(stack: Deployed) -> None:
+    before = settled_games()
+    aborted_before = scores().aborted
+    with Load() as load:
+        time.sleep(3)
+        victim = sh(
+            "docker",
+            "ps",
+            "-q",
+            "--filter",
+            f"label=com.docker.swarm.service.name={stack.service('pong')}",
+        ).split()[0]
+        sh("docker", "kill", victim)
+        time.sleep(3)
+        for svc in ("manager", "ping", "pong"):
+            sh(
+                "docker",
+                "service",
+                "update",
+                "--force",
+                "--detach=false",
+                "--quiet",
+                stack.service(svc),
+                timeout=300,
+            )
+        time.sleep(2)
+    assert load.ok > 50, "the load hardly ran"
+    assert load.failed == [], f"{len(load.failed)} failed games, first: {load.failed[:5]}"
+    after = settled_games()
+    assert after - before == load.ok
+    assert scores().aborted == aborted_before
