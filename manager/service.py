@@ -190,6 +190,12 @@ class Manager:
             )
         await self.nc.publish(subject, data, headers=headers)
 
+    async def use_event_log(self, stop: asyncio.Event) -> None:
+        """Store final events through JetStream once the stream is there (retried)."""
+        js = self.nc.jetstream(timeout=2.0)
+        if await bus.wait_for_stream(js, self.settings.stream_replicas, stop):
+            self.js = js
+
     async def finish(self, timeout: float) -> None:
         """Wait (bounded) for the games in flight."""
         if self._tasks:
@@ -204,9 +210,8 @@ async def serve(
     instance = settings.instance("manager")
     nc = await bus.connect(settings, instance)
     try:
-        js = nc.jetstream(timeout=2.0)
-        stored = await bus.ensure_stream(js, settings.stream_replicas)
-        manager = Manager(nc, settings, instance, js if stored else None)
+        manager = Manager(nc, settings, instance, js=None)  # core NATS until the stream is
+        log_ready = asyncio.create_task(manager.use_event_log(stop))
         sub = await nc.subscribe(
             subjects.GAME_PLAY, queue=subjects.MANAGER_QUEUE, cb=manager.on_request
         )
@@ -216,12 +221,13 @@ async def serve(
             settings.max_games,
             settings.max_rounds,
         )
-        await nc.flush()  # the server has our subscription
+        await bus.sync(nc)  # the server has our subscription
         if ready is not None:
             ready.set()
         await stop.wait()
         await sub.drain()  # no new games (other managers take them); queued ones start
         await manager.finish(timeout=settings.game_timeout + 2)
+        await log_ready
     finally:
         await bus.wait_closed(nc)
     log.info("stopped")

@@ -120,6 +120,19 @@ async def connect(settings: Settings, name: str, nc: Client | None = None) -> Cl
     return nc
 
 
+async def sync(nc: Client) -> None:
+    """Return once the server has processed everything sent on ``nc`` so far.
+
+    nats-py's ``flush()`` writes its PING straight to the socket, ahead of
+    commands still in the pending buffer (such as a SUB just made), so one
+    flush can come back before the server knows of a new subscription. By
+    the time the first PONG is back the buffer has been written, so the
+    second PING follows it.
+    """
+    await nc.flush()
+    await nc.flush()
+
+
 def raise_for_error(msg: Msg) -> Msg:
     """Raise :class:`RemoteError` if ``msg`` carries ``Nats-Service-Error`` headers.
 
@@ -139,8 +152,12 @@ async def respond_error(msg: Msg, code: int, description: str) -> None:
         await msg._client.publish(msg.reply, b"", headers=headers)
 
 
-async def ensure_stream(js: JetStreamContext, replicas: int = 1) -> bool:
-    """Create or update the ``RALLY`` stream over ``rally.>``; False without JetStream."""
+async def ensure_stream(js: JetStreamContext, replicas: int = 1) -> str | None:
+    """Create or update the ``RALLY`` stream over ``rally.>``.
+
+    None when it is there, else why not (no JetStream, or not ready yet: a cluster
+    that is still electing its leader answers with a timeout).
+    """
     config = StreamConfig(
         name=subjects.STREAM,
         description="pingpong event log: every rally event",
@@ -161,11 +178,33 @@ async def ensure_stream(js: JetStreamContext, replicas: int = 1) -> bool:
         nats.errors.TimeoutError,
         nats.js.errors.ServiceUnavailableError,
     ) as e:
-        log.warning(
-            "JetStream is not available (%s): rally events are not stored", type(e).__name__
-        )
-        return False
-    return True
+        return f"JetStream is not available ({type(e).__name__})"
+    return None
+
+
+STREAM_RETRY: Final = 2.0
+"""Seconds between attempts to ensure the stream while JetStream is not there."""
+
+
+async def wait_for_stream(js: JetStreamContext, replicas: int, stop: asyncio.Event) -> bool:
+    """Ensure the ``RALLY`` stream, retrying until it works (True) or ``stop`` (False).
+
+    Says once in the log while it waits: a cluster electing its leader, or a
+    server without JetStream.
+    """
+    waiting = False
+    while not stop.is_set():
+        problem = await ensure_stream(js, replicas)
+        if problem is None:
+            if waiting:
+                log.info("JetStream is back: stream %s ready", subjects.STREAM)
+            return True
+        if not waiting:
+            log.warning("%s: rally events are not stored until it is; retrying", problem)
+            waiting = True
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), STREAM_RETRY)
+    return False
 
 
 async def wait_closed(nc: Client, timeout: float = 10.0) -> None:

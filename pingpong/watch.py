@@ -68,7 +68,7 @@ async def watch(
     await nc.subscribe(subject, cb=show)
     if results_only:
         await nc.subscribe(subjects.RALLY_ABORTED_ALL, cb=show)
-    await nc.flush()
+    await bus.sync(nc)
     log.info("watching %s (Ctrl-C to stop)", subject)
     if ready is not None:
         ready.set()

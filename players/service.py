@@ -69,7 +69,7 @@ async def serve(
             queue_group=subjects.swing_queue(side),
         )
         log.info("serving %s (hit chance %d%%)", subjects.swing_subject(side), settings.hit_chance)
-        await nc.flush()  # the server has our subscription
+        await bus.sync(nc)  # the server has our subscription
         if ready is not None:
             ready.set()
         await stop.wait()

@@ -181,18 +181,15 @@ async def open_bucket(js: JetStreamContext, replicas: int) -> KeyValue:
 async def _open(nc: Client, settings: Settings, stop: asyncio.Event) -> Scoreboard | None:
     """Stream, bucket and tally, retrying while JetStream is not there yet."""
     js = nc.jetstream(timeout=2.0)
-    warned = False
-    while not stop.is_set():
+    while await bus.wait_for_stream(js, settings.stream_replicas, stop):
         try:
-            if await bus.ensure_stream(js, settings.stream_replicas):
-                board = Scoreboard(js, await open_bucket(js, settings.stream_replicas))
-                await board.load()
-                return board
+            board = Scoreboard(js, await open_bucket(js, settings.stream_replicas))
+            await board.load()
         except (*_TRANSIENT, nats.js.errors.APIError) as e:
-            if not warned:
-                log.warning("JetStream not ready (%s); retrying", e)
-                warned = True
-        await _sleep_or_stop(stop, RETRY_WAIT * 5)
+            log.warning("scores bucket not ready (%s); retrying", e)
+            await _sleep_or_stop(stop, RETRY_WAIT)
+        else:
+            return board
     return None
 
 
@@ -209,7 +206,7 @@ async def serve(
         await nc.subscribe(
             subjects.SCORES_GET, queue=subjects.SCOREBOARD_QUEUE, cb=board.on_scores_get
         )
-        await nc.flush()
+        await bus.sync(nc)
         log.info("serving %s, folding %s", subjects.SCORES_GET, " ".join(subjects.RESULTS))
         if ready is not None:
             ready.set()

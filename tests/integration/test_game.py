@@ -10,7 +10,7 @@ import pytest
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
-from pingpong import subjects
+from pingpong import bus, subjects
 from pingpong.messages import Game, RallyFinished, RallyStarted, RallySwing, decode_event
 from tests.conftest import Services
 
@@ -90,7 +90,7 @@ async def test_the_events_of_a_game_arrive_in_order_and_match_its_transcript(
 ) -> None:
     url = await services.game()
     sub = await nc.subscribe(subjects.RALLY_ALL)
-    await nc.flush()
+    await bus.sync(nc)
     async with aiohttp.ClientSession() as http, http.get(url + "/?format=json") as r:
         game = Game.model_validate_json(await r.read())
     received: list[Msg] = [await sub.next_msg(timeout=5) for _ in range(len(game.strokes) + 2)]

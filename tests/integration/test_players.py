@@ -9,7 +9,7 @@ from nats.aio.client import Client
 
 from pingpong import subjects
 from pingpong.messages import Swing, SwingReply, decode, encode
-from tests.conftest import Services
+from tests.conftest import Services, wait_for
 
 
 async def test_a_player_answers_a_swing_with_its_side_and_instance(
@@ -53,4 +53,8 @@ async def test_a_connected_service_keeps_its_health_file_fresh(
 ) -> None:
     health = tmp_path / "health"
     await services.player("ping", 1, health_file=health)
-    assert health.exists()
+
+    async def touched() -> bool:
+        return health.exists()
+
+    await wait_for(touched)
