@@ -8,8 +8,10 @@ the final one through JetStream with ``Nats-Msg-Id`` so a retry is stored once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
+from typing import Final
 
 import nats.errors
 from nats.aio.client import Client
@@ -38,8 +40,55 @@ from pingpong.settings import Settings
 
 log = logging.getLogger(__name__)
 
-FINAL_PUBLISH_TRIES = 3
-"""Attempts to store a game's final event (deduplicated by its message id)."""
+FINAL_PUBLISH_PATIENCE: Final = 8.0
+"""Seconds to keep trying to store a game's final event (a JetStream cluster electing a
+new stream leader takes a few); retries carry the same message id, so it is stored once."""
+
+
+class Pulse:
+    """Heartbeats to the requesters that asked for them (``Pingpong-Heartbeat``).
+
+    One ticker for all games; most games end before their first heartbeat is due.
+    """
+
+    TICK: Final = 0.1
+    """Seconds between checks of what is due."""
+
+    def __init__(self, nc: Client) -> None:
+        self.nc = nc
+        self._due: dict[str, tuple[float, float]] = {}  # reply -> (next, every)
+        self._ticker: asyncio.Task[None] | None = None
+
+    def watch(self, msg: Msg) -> str | None:
+        """Start heartbeats for ``msg`` if it asked; the key to :meth:`forget`."""
+        every = msg.headers.get(subjects.HEARTBEAT_HEADER) if msg.headers else None
+        if not every or not msg.reply:
+            return None
+        try:
+            seconds = min(max(float(every), 0.1), 30.0)
+        except ValueError:
+            return None
+        loop = asyncio.get_running_loop()
+        self._due[msg.reply] = (loop.time() + seconds, seconds)
+        if self._ticker is None or self._ticker.done():
+            self._ticker = asyncio.create_task(self._tick())
+        return msg.reply
+
+    def forget(self, reply: str | None) -> None:
+        if reply is not None:
+            self._due.pop(reply, None)
+
+    async def _tick(self) -> None:
+        loop = asyncio.get_running_loop()
+        beat = {subjects.HEARTBEAT_HEADER: "1"}
+        while self._due:
+            await asyncio.sleep(self.TICK)
+            now = loop.time()
+            for reply, (due, every) in list(self._due.items()):
+                if due <= now and reply in self._due:
+                    self._due[reply] = (now + every, every)
+                    with contextlib.suppress(nats.errors.Error):
+                        await self.nc.publish(reply, b"", headers=beat)
 
 
 def new_game_id() -> str:
@@ -61,6 +110,7 @@ class Manager:
         self._slots = asyncio.Semaphore(settings.max_games)
         self._tasks: set[asyncio.Task[None]] = set()
         self._swing_subjects = {side: subjects.swing_subject(side) for side in subjects.SIDES}
+        self._pulse = Pulse(nc)
 
     async def swing(self, side: subjects.Side, swing: Swing) -> SwingReply:
         """One swing request; :class:`UnansweredError` on timeout or no responders."""
@@ -95,6 +145,7 @@ class Manager:
             log.warning("rejected a game request: %s", e)
             await bus.respond_error(msg, 400, str(e))
             return
+        pulse = self._pulse.watch(msg)
         try:
             game = await self.play(request)
         except GameAbortedError as e:
@@ -104,6 +155,8 @@ class Manager:
             log.exception("game failed")
             await bus.respond_error(msg, 500, "internal error in the manager")
             return
+        finally:
+            self._pulse.forget(pulse)
         if msg.reply:
             await self.nc.publish(msg.reply, encode(game))
 
@@ -165,29 +218,33 @@ class Manager:
         data = encode(event)
         headers = {"Nats-Msg-Id": subjects.finished_msg_id(game_id, kind)}
         if self.js is not None:
-            for attempt in range(1, FINAL_PUBLISH_TRIES + 1):
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + FINAL_PUBLISH_PATIENCE
+            attempt = 0
+            while True:
+                attempt += 1
                 try:
                     await self.js.publish(subject, data, headers=headers, timeout=2.0)
                     return
-                except (
-                    nats.errors.TimeoutError,
-                    nats.errors.NoRespondersError,
-                    nats.js.errors.APIError,
-                ) as e:
-                    log.warning(
-                        "storing %s event failed (try %d): %s",
-                        kind,
-                        attempt,
-                        e,
-                        extra={"game_id": game_id},
-                    )
-                    await asyncio.sleep(0.05 * attempt)
-            log.error(
-                "%s event not stored in the log after %d tries; published on core NATS",
-                kind,
-                FINAL_PUBLISH_TRIES,
-                extra={"game_id": game_id},
-            )
+                except (nats.errors.Error, nats.js.errors.APIError) as e:
+                    if loop.time() >= deadline:
+                        log.error(
+                            "%s event not stored in the log after %d tries (%s); "
+                            "published on core NATS",
+                            kind,
+                            attempt,
+                            e,
+                            extra={"game_id": game_id},
+                        )
+                        break
+                    if attempt == 1:
+                        log.warning(
+                            "storing %s event failed (%s); retrying",
+                            kind,
+                            e,
+                            extra={"game_id": game_id},
+                        )
+                    await asyncio.sleep(0.25)
         await self.nc.publish(subject, data, headers=headers)
 
     async def use_event_log(self, stop: asyncio.Event) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final
 
@@ -43,8 +44,9 @@ DUPLICATE_WINDOW: Final = 120.0
 class _ConnectionLog:
     """Connection callbacks that log each change of state once and never raise."""
 
-    def __init__(self, nc: Client) -> None:
+    def __init__(self, nc: Client, on_disconnect: Callable[[], None] | None) -> None:
         self.nc = nc
+        self.on_disconnect = on_disconnect
         self._last_error = ""
 
     async def error(self, e: Exception) -> None:
@@ -56,6 +58,8 @@ class _ConnectionLog:
     async def disconnected(self) -> None:
         if not self.nc.is_closed:  # a deliberate close also calls this
             log.warning("disconnected from NATS; reconnecting")
+        if self.on_disconnect is not None:
+            self.on_disconnect()
 
     async def reconnected(self) -> None:
         self._last_error = ""
@@ -65,9 +69,11 @@ class _ConnectionLog:
         log.info("NATS connection closed")
 
 
-def connect_options(settings: Settings, name: str, nc: Client) -> dict[str, Any]:
+def connect_options(
+    settings: Settings, name: str, nc: Client, on_disconnect: Callable[[], None] | None = None
+) -> dict[str, Any]:
     """Keyword arguments for ``nc.connect``: reconnect forever, log every change."""
-    cb = _ConnectionLog(nc)
+    cb = _ConnectionLog(nc, on_disconnect)
     options: dict[str, Any] = {
         "servers": settings.servers,
         "name": name,
@@ -105,14 +111,19 @@ async def _heartbeat(nc: Client, path: Path) -> None:
         await asyncio.sleep(HEARTBEAT_EVERY)
 
 
-async def connect(settings: Settings, name: str, nc: Client | None = None) -> Client:
+async def connect(
+    settings: Settings,
+    name: str,
+    nc: Client | None = None,
+    on_disconnect: Callable[[], None] | None = None,
+) -> Client:
     """Connect ``nc`` (or a new client) to NATS, retrying until a server answers.
 
     It reconnects forever after that; ``name`` (the instance id) shows in the server's
     connection list.
     """
     nc = nc or Client()
-    await nc.connect(**connect_options(settings, name, nc))
+    await nc.connect(**connect_options(settings, name, nc, on_disconnect))
     if settings.health_file is not None:
         _BACKGROUND.add(task := asyncio.create_task(_heartbeat(nc, settings.health_file)))
         task.add_done_callback(_BACKGROUND.discard)

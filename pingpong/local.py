@@ -85,7 +85,11 @@ class Child:
 class Supervisor:
     """Starts, prefixes, restarts and stops children."""
 
-    def __init__(self, out: TextIO = sys.stdout) -> None:
+    def __init__(
+        self, out: TextIO = sys.stdout, max_restarts: int = MAX_RESTARTS, restart_delay: float = 1.0
+    ) -> None:
+        self.max_restarts = max_restarts
+        self.restart_delay = restart_delay
         self.out = out
         self.children: list[Child] = []
         self.stopping = False
@@ -137,7 +141,7 @@ class Supervisor:
         child.exits.append(now)
         while child.exits and child.exits[0] < now - RESTART_WINDOW:
             child.exits.popleft()
-        if len(child.exits) >= MAX_RESTARTS:
+        if len(child.exits) >= self.max_restarts:
             self.failed = (
                 f"{child.name} exited {len(child.exits)} times within "
                 f"{RESTART_WINDOW:g}s (last status {code}); stopping everything"
@@ -145,8 +149,11 @@ class Supervisor:
             self.say("up", self.failed)
             self.failure.set()
             return
-        self.say("up", f"{child.name} exited with status {code}; restarting it in 1s")
-        await asyncio.sleep(1)
+        self.say(
+            "up",
+            f"{child.name} exited with status {code}; restarting it in {self.restart_delay:g}s",
+        )
+        await asyncio.sleep(self.restart_delay)
         if not self.stopping:
             await self.start(child)
 

@@ -51,6 +51,12 @@ RESULTS: Final = (RALLY_FINISHED_ALL, RALLY_ABORTED_ALL)
 """The events that change the scores (the scoreboard's consumer filter)."""
 
 
+HEARTBEAT_HEADER: Final = "Pingpong-Heartbeat"
+"""Request header of ``game.play``: seconds between "still playing" messages to the reply
+subject (opt-in, so ``nats request game.play ''`` gets only the game). A heartbeat has
+this header too, and no body."""
+
+
 def swing_subject(side: Side) -> str:
     """The subject a side's players serve: ``ping.swing`` or ``pong.swing``."""
     return f"{side}.swing"

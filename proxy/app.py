@@ -12,7 +12,8 @@ from nats.aio.client import Client
 
 from pingpong import bus
 from pingpong.settings import Settings
-from proxy.keys import INSTANCE, NATS, SETTINGS, SHUTTING_DOWN
+from proxy.games import GameClient
+from proxy.keys import GAMES, INSTANCE, NATS, SETTINGS, SHUTTING_DOWN
 from proxy.middlewares import one_line_errors
 from proxy.routes import setup_routes
 
@@ -23,7 +24,13 @@ async def nats_connection(app: web.Application) -> AsyncIterator[None]:
     """Connect in the background, so the proxy answers 503 (not refuses) while NATS is away."""
     nc = Client()
     app[NATS] = nc
-    connecting = asyncio.create_task(bus.connect(app[SETTINGS], app[INSTANCE], nc))
+    games = app[GAMES] = GameClient(nc)
+
+    async def connect() -> None:
+        await bus.connect(app[SETTINGS], app[INSTANCE], nc, on_disconnect=games.connection_lost)
+        await games.start()
+
+    connecting = asyncio.create_task(connect())
     yield
     if not connecting.done():
         connecting.cancel()

@@ -8,12 +8,16 @@ from aiohttp import web
 from nats.aio.client import Client
 
 from pingpong.settings import Settings
+from proxy.games import GameClient
 
 SETTINGS = web.AppKey("settings", Settings)
 """The settings the app was made with."""
 
 INSTANCE = web.AppKey("instance", str)
 """This proxy's instance id."""
+
+GAMES = web.AppKey("games", GameClient)
+"""``game.play`` requests that notice a dead manager or a lost connection."""
 
 SHUTTING_DOWN = web.AppKey("shutting_down", asyncio.Event)
 """Set when the app shuts down: long-lived responses (``/events``) end."""

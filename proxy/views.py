@@ -7,13 +7,18 @@ import logging
 import nats.errors
 from aiohttp import web
 
-from pingpong import bus, subjects
+from pingpong import bus
 from pingpong.errors import BadMessageError, RemoteError
 from pingpong.messages import Game, GameRequest, decode, encode
-from proxy.keys import NATS, SETTINGS
+from proxy.games import LostConnectionError, ManagerSilentError
+from proxy.keys import GAMES, NATS, SETTINGS
 from proxy.middlewares import error
 
 log = logging.getLogger(__name__)
+
+RECONNECT_GRACE = 0.5
+"""Seconds a game whose connection dropped waits for a reconnect (to another server of a
+cluster) before it is given up with 503; then it is played again."""
 
 FORMATS = ("text", "json")
 """Values of ``?format=``."""
@@ -50,16 +55,29 @@ async def play(request: web.Request) -> web.Response:
         game_request = GameRequest(max_rounds=max_rounds(request))
     except BadQueryError as e:
         return error(400, str(e))
-    nc = request.app[NATS]
-    if not nc.is_connected:
+    games = request.app[GAMES]
+    if not games.ready:
         return error(503, "not connected to NATS; try again shortly", {"Retry-After": "1"})
     timeout = request.app[SETTINGS].game_timeout + 1
+    payload = encode(game_request)
     try:
-        msg = await nc.request(subjects.GAME_PLAY, encode(game_request), timeout=timeout)
+        try:
+            msg = await games.request(payload, timeout)
+        except ManagerSilentError:  # it died mid-game: the game never counted, play it anew
+            log.warning("a manager went silent mid-game; asking another")
+            msg = await games.request(payload, timeout)
+        except LostConnectionError:  # to one server of a cluster: the client moves on at once
+            if not await games.reconnected(RECONNECT_GRACE):
+                raise
+            msg = await games.request(payload, timeout)
         bus.raise_for_error(msg)
         game = decode(Game, msg.data)
     except nats.errors.NoRespondersError:
         return error(503, "no manager is running", {"Retry-After": "1"})
+    except ManagerSilentError:
+        return error(503, "the managers went silent mid-game; try again", {"Retry-After": "1"})
+    except LostConnectionError:
+        return error(503, "lost the NATS connection mid-game; try again", {"Retry-After": "1"})
     except nats.errors.TimeoutError:
         return error(504, f"no game result within {timeout:g}s")
     except RemoteError as e:

@@ -1,0 +1,121 @@
+"""``game.play`` requests that notice a dead manager or a lost NATS connection.
+
+nats-py's ``request()`` waits out its whole timeout when the manager that took
+the request dies, or when the connection drops. This client asks the manager
+for heartbeats (``Pingpong-Heartbeat`` header) on its own reply subscription,
+so a manager that goes silent is given up after ``silence`` seconds and a lost
+connection fails every waiting request at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+from dataclasses import dataclass, field
+from typing import Final
+
+import nats.errors
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+
+from pingpong import bus, subjects
+
+HEARTBEAT: Final = 0.5
+"""Seconds between a manager's heartbeats, asked for with each request."""
+
+NO_RESPONDERS: Final = "503"
+"""The ``Status`` header the server puts on a request that no one serves."""
+
+
+class ManagerSilentError(Exception):
+    """The manager that took the game stopped sending heartbeats (it died or hung)."""
+
+
+class LostConnectionError(Exception):
+    """The NATS connection dropped while the game was waited for."""
+
+
+@dataclass
+class _Waiting:
+    future: asyncio.Future[Msg]
+    heard: float = field(default=0.0)
+
+
+class GameClient:
+    """Sends ``game.play`` requests and waits for the game, watching the manager's pulse."""
+
+    def __init__(self, nc: Client, silence: float = 4 * HEARTBEAT) -> None:
+        self.nc = nc
+        self.silence = silence
+        self._prefix = f"_INBOX.{secrets.token_hex(8)}"
+        self._waiting: dict[str, _Waiting] = {}
+        self._sub: Subscription | None = None
+        self._headers = {subjects.HEARTBEAT_HEADER: str(HEARTBEAT)}
+        self._loop = asyncio.get_running_loop()
+
+    @property
+    def ready(self) -> bool:
+        """Connected, with the reply subscription in place."""
+        return self._sub is not None and self.nc.is_connected
+
+    async def start(self) -> None:
+        """Subscribe to this client's reply subjects (kept across reconnects by nats-py)."""
+        sub = await self.nc.subscribe(f"{self._prefix}.*", cb=self._on_reply)
+        await bus.sync(self.nc)
+        self._sub = sub
+
+    async def _on_reply(self, msg: Msg) -> None:
+        waiting = self._waiting.get(msg.subject[len(self._prefix) + 1 :])
+        if waiting is None or waiting.future.done():
+            return
+        waiting.heard = self._loop.time()
+        headers = msg.headers
+        if headers and subjects.HEARTBEAT_HEADER in headers and not msg.data:
+            return  # still playing
+        waiting.future.set_result(msg)
+
+    async def reconnected(self, within: float) -> bool:
+        """True once the connection is back within ``within`` seconds."""
+        deadline = self._loop.time() + within
+        while not self.ready:
+            if self._loop.time() >= deadline:
+                return False
+            await asyncio.sleep(0.02)
+        return True
+
+    def connection_lost(self) -> None:
+        """Fail every waiting request now (call from the disconnect callback)."""
+        for waiting in self._waiting.values():
+            if not waiting.future.done():
+                waiting.future.set_exception(LostConnectionError())
+
+    async def request(self, payload: bytes, timeout: float) -> Msg:
+        """The manager's reply (maybe an error reply); raises ``nats.errors.NoRespondersError``,
+        ``nats.errors.TimeoutError``, :class:`ManagerSilentError` or :class:`LostConnectionError`.
+        """
+        token = secrets.token_hex(8)
+        now = self._loop.time()
+        waiting = _Waiting(self._loop.create_future(), heard=now)
+        self._waiting[token] = waiting
+        deadline = now + timeout
+        try:
+            await self.nc.publish(
+                subjects.GAME_PLAY, payload, reply=f"{self._prefix}.{token}", headers=self._headers
+            )
+            while True:
+                now = self._loop.time()
+                if now >= deadline:
+                    raise nats.errors.TimeoutError
+                if now - waiting.heard > self.silence:
+                    raise ManagerSilentError
+                wait = min(deadline, waiting.heard + self.silence) - now
+                with contextlib.suppress(TimeoutError):
+                    msg = await asyncio.wait_for(asyncio.shield(waiting.future), wait)
+                    break
+        finally:
+            del self._waiting[token]
+        if msg.headers and msg.headers.get("Status") == NO_RESPONDERS and not msg.data:
+            raise nats.errors.NoRespondersError
+        return msg
