@@ -23,11 +23,11 @@ up: install                  ## the whole game locally: then curl localhost:3000
 test: install                ## unit + integration tests (a few minutes)
 	$(PY) -m pytest -m "not slow and not swarm and not browser"
 
-test-slow: install           ## long fault and soak scenarios
-	$(PY) -m pytest -m slow
+test-slow: install           ## long fault and soak scenarios (prints their figures)
+	$(PY) -m pytest -m slow -s
 
-test-swarm: install          ## deploy stack.yml on a real Docker Swarm
-	$(PY) -m pytest -m swarm
+test-swarm: install          ## deploy stack.yml on a real Docker Swarm (../shared/tools/swarm-up)
+	$(PY) -m pytest -m swarm -s
 
 test-browser: install        ## the scoreboard page in headless Chromium
 	$(PY) -m pytest -m browser
