@@ -46,7 +46,7 @@ fmt: install
 
 wheelhouse: install         ## wheels of pingpong and its dependencies (this machine's Python)
 	$(PY) -m pip wheel -q --wheel-dir wheelhouse .
-	$(PY) -m pip download -q --dest wheelhouse --only-binary=:all: 'setuptools>=68'
+	$(PY) -m pip download -q --dest wheelhouse --only-binary=:all: 'setuptools>=77'
 
 image: wheelhouse            ## the one image for every service (IMAGE, PYTHON_IMAGE)
 	docker build --build-arg PYTHON_IMAGE=$(PYTHON_IMAGE) -t $(IMAGE) .

@@ -52,6 +52,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     roles.add_parser("scoreboard", help="keep the scores from the event log (scores.get)")
 
+    bench = roles.add_parser("bench", help="benchmark against raw NATS and bare aiohttp")
+    bench.add_argument("--seconds", type=float, default=3.0, help="per measurement (3)")
+    bench.add_argument("--concurrency", default="1,8,64", help="comma-separated (1,8,64)")
+
     health = roles.add_parser("healthcheck", help="exit 0 if this container's service is up")
     health.add_argument("--max-age", type=float, default=15.0, help="seconds (15)")
 
@@ -81,6 +85,17 @@ def _service(role: str, args: argparse.Namespace, settings: Settings) -> Service
         from pingpong.watch import watch
 
         return lambda stop: watch(settings, stop, results_only=args.results)
+    if role == "bench":
+        from bench import BenchOptions, run_bench
+
+        opts = BenchOptions(
+            seconds=args.seconds, concurrency=tuple(int(c) for c in args.concurrency.split(","))
+        )
+
+        async def run_benchmark(stop: asyncio.Event) -> None:
+            await run_bench(opts)
+
+        return run_benchmark
     if role == "up":
         from pingpong.local import UpOptions, up
 

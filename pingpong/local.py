@@ -196,6 +196,58 @@ class UpOptions:
     """Percent of swings that HIT."""
 
 
+@dataclass(frozen=True)
+class Cast:
+    """The services of one game, as children to start (and stop in ``stop_order``)."""
+
+    players: list[Child]
+    managers: list[Child]
+    scoreboard: Child
+    proxy: Child
+
+    @property
+    def start_order(self) -> list[Child]:
+        return [*self.players, *self.managers, self.scoreboard, self.proxy]
+
+    @property
+    def stop_order(self) -> list[list[Child]]:
+        """Proxy first (no new games), managers (finish theirs), then the rest."""
+        return [[self.proxy], self.managers, [*self.players, self.scoreboard]]
+
+
+def nats_child(server: str, port: int, store: str, name: str) -> Child:
+    """An embedded nats-server with JetStream on 127.0.0.1:``port``."""
+    args = [server, "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", store, "-n", name]
+    return Child("nats", args, dict(os.environ), ready_line="Server is ready")
+
+
+def cast(options: UpOptions, nats_url: str, host: str, **env: str) -> Cast:
+    """Every service of a local game, each with its instance id and settings."""
+    base = {
+        **os.environ,
+        "NATS_URL": nats_url,
+        "PYTHONUNBUFFERED": "1",
+        "HIT_CHANCE": str(options.hit_chance),
+        **env,
+    }
+    base.pop("INSTANCE_ID", None)
+    me = [sys.executable, "-m", "pingpong"]
+
+    def service(name: str, *args: str, **extra: str) -> Child:
+        return Child(name, [*me, *args], {**base, "INSTANCE_ID": f"{name}@{host}", **extra})
+
+    return Cast(
+        players=[
+            service(f"{side}-{n}", "player", side)
+            for n in range(1, options.players + 1)
+            for side in ("ping", "pong")
+        ],
+        managers=[service(f"manager-{n}", "manager") for n in range(1, options.managers + 1)],
+        scoreboard=service("scoreboard", "scoreboard"),
+        proxy=service("proxy", "proxy", HTTP_HOST="127.0.0.1", HTTP_PORT=str(options.port)),
+    )
+
+
 async def up(options: UpOptions, stop: asyncio.Event, out: TextIO = sys.stdout) -> int:
     """Run everything until ``stop`` (or a child keeps dying); return the exit status."""
     for port, what in ((options.port, "HTTP"), (options.nats_port, "NATS")):
@@ -209,50 +261,15 @@ async def up(options: UpOptions, stop: asyncio.Event, out: TextIO = sys.stdout) 
     sup = Supervisor(out)
     with tempfile.TemporaryDirectory(prefix="pingpong-up-") as store:
         nats_url = f"nats://127.0.0.1:{options.nats_port}"
-        base = {
-            **os.environ,
-            "NATS_URL": nats_url,
-            "PYTHONUNBUFFERED": "1",
-            "HIT_CHANCE": str(options.hit_chance),
-        }
-        base.pop("INSTANCE_ID", None)
-        nats = Child(
-            "nats",
-            [
-                server,
-                "-a",
-                "127.0.0.1",
-                "-p",
-                str(options.nats_port),
-                "-js",
-                "-sd",
-                store,
-                "-n",
-                f"pingpong-{host}",
-            ],
-            dict(os.environ),
-            ready_line="Server is ready",
-        )
-        me = [sys.executable, "-m", "pingpong"]
-
-        def service(name: str, *args: str, **env: str) -> Child:
-            return Child(name, [*me, *args], {**base, "INSTANCE_ID": f"{name}@{host}", **env})
-
-        players = [
-            service(f"{side}-{n}", "player", side)
-            for n in range(1, options.players + 1)
-            for side in ("ping", "pong")
-        ]
-        managers = [service(f"manager-{n}", "manager") for n in range(1, options.managers + 1)]
-        scoreboard = service("scoreboard", "scoreboard")
-        proxy = service("proxy", "proxy", HTTP_HOST="127.0.0.1", HTTP_PORT=str(options.port))
+        nats = nats_child(server, options.nats_port, store, f"pingpong-{host}")
+        services = cast(options, nats_url, host)
         try:
             await sup.start(nats)
             try:
                 await asyncio.wait_for(nats.ready.wait(), 15)
             except TimeoutError:
                 raise PingpongError("nats-server did not become ready within 15s") from None
-            for child in [*players, *managers, scoreboard, proxy]:
+            for child in services.start_order:
                 await sup.start(child)
             sup.say(
                 "up",
@@ -269,6 +286,6 @@ async def up(options: UpOptions, stop: asyncio.Event, out: TextIO = sys.stdout) 
                 w.cancel()
         finally:
             sup.say("up", "stopping")
-            await sup.stop_all([[proxy], managers, [*players, scoreboard], [nats]])
+            await sup.stop_all([*services.stop_order, [nats]])
             sup.say("up", "all stopped")
     return 1 if sup.failed else 0

@@ -13,7 +13,8 @@ from nats.aio.client import Client
 from pingpong import bus
 from pingpong.settings import Settings
 from proxy.games import GameClient
-from proxy.keys import GAMES, INSTANCE, NATS, SETTINGS, SHUTTING_DOWN
+from proxy.keys import GAMES, INSTANCE, METRICS, NATS, SETTINGS, SHUTTING_DOWN
+from proxy.metrics import Metrics
 from proxy.middlewares import one_line_errors
 from proxy.routes import setup_routes
 
@@ -49,6 +50,7 @@ def create_app(settings: Settings, instance: str | None = None) -> web.Applicati
     app[SETTINGS] = settings
     app[INSTANCE] = instance or settings.instance("proxy")
     app[SHUTTING_DOWN] = asyncio.Event()
+    app[METRICS] = Metrics()
     app.on_shutdown.append(_end_streams)
     app.cleanup_ctx.append(nats_connection)
     setup_routes(app)

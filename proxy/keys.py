@@ -9,6 +9,7 @@ from nats.aio.client import Client
 
 from pingpong.settings import Settings
 from proxy.games import GameClient
+from proxy.metrics import Metrics
 
 SETTINGS = web.AppKey("settings", Settings)
 """The settings the app was made with."""
@@ -18,6 +19,9 @@ INSTANCE = web.AppKey("instance", str)
 
 GAMES = web.AppKey("games", GameClient)
 """``game.play`` requests that notice a dead manager or a lost connection."""
+
+METRICS = web.AppKey("metrics", Metrics)
+"""The proxy's Prometheus metrics."""
 
 SHUTTING_DOWN = web.AppKey("shutting_down", asyncio.Event)
 """Set when the app shuts down: long-lived responses (``/events``) end."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 
 import nats.errors
 from aiohttp import web
@@ -11,7 +12,7 @@ from pingpong import bus
 from pingpong.errors import BadMessageError, RemoteError
 from pingpong.messages import Game, GameRequest, decode, encode
 from proxy.games import LostConnectionError, ManagerSilentError
-from proxy.keys import GAMES, NATS, SETTINGS
+from proxy.keys import GAMES, METRICS, NATS, SETTINGS
 from proxy.middlewares import error
 
 log = logging.getLogger(__name__)
@@ -55,23 +56,44 @@ async def play(request: web.Request) -> web.Response:
         game_request = GameRequest(max_rounds=max_rounds(request))
     except BadQueryError as e:
         return error(400, str(e))
-    games = request.app[GAMES]
+    metrics = request.app[METRICS]
+    metrics.in_flight.inc()
+    t0 = time.perf_counter()
+    try:
+        result = await _play(request.app, encode(game_request))
+    finally:
+        metrics.in_flight.dec()
+    if isinstance(result, web.Response):
+        metrics.failed(result.status)
+        return result
+    game, data = result
+    metrics.game(game, time.perf_counter() - t0)
+    headers = {"X-Game-Id": game.game_id}
+    if as_json:
+        return web.Response(body=data, content_type="application/json", headers=headers)
+    return web.Response(text=game.transcript(), headers=headers)
+
+
+async def _play(app: web.Application, payload: bytes) -> tuple[Game, bytes] | web.Response:
+    """The game and its JSON, or the error answer."""
+    games = app[GAMES]
     if not games.ready:
         return error(503, "not connected to NATS; try again shortly", {"Retry-After": "1"})
-    timeout = request.app[SETTINGS].game_timeout + 1
-    payload = encode(game_request)
+    timeout = app[SETTINGS].game_timeout + 1
     try:
         try:
             msg = await games.request(payload, timeout)
         except ManagerSilentError:  # it died mid-game: the game never counted, play it anew
             log.warning("a manager went silent mid-game; asking another")
+            app[METRICS].replays.inc()
             msg = await games.request(payload, timeout)
         except LostConnectionError:  # to one server of a cluster: the client moves on at once
             if not await games.reconnected(RECONNECT_GRACE):
                 raise
+            app[METRICS].replays.inc()
             msg = await games.request(payload, timeout)
         bus.raise_for_error(msg)
-        game = decode(Game, msg.data)
+        return decode(Game, msg.data), msg.data
     except nats.errors.NoRespondersError:
         return error(503, "no manager is running", {"Retry-After": "1"})
     except ManagerSilentError:
@@ -92,10 +114,6 @@ async def play(request: web.Request) -> web.Response:
         nats.errors.OutboundBufferLimitError,
     ):
         return error(503, "not connected to NATS; try again shortly", {"Retry-After": "1"})
-    headers = {"X-Game-Id": game.game_id}
-    if as_json:
-        return web.Response(body=msg.data, content_type="application/json", headers=headers)
-    return web.Response(text=game.transcript(), headers=headers)
 
 
 async def healthz(request: web.Request) -> web.Response:

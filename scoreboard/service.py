@@ -33,6 +33,9 @@ log = logging.getLogger(__name__)
 BATCH: Final = 256
 """Events fetched, folded and stored in one write at most."""
 
+GATHER: Final = 0.1
+"""Seconds to let events gather once caught up: one KV write per batch, not per game."""
+
 RETRY_WAIT: Final = 1.0
 """Seconds before trying again when JetStream is unavailable."""
 
@@ -148,6 +151,8 @@ class Scoreboard:
                 try:
                     await self.store(msgs)
                     await msgs[-1].ack()  # AckPolicy.ALL: acks the whole batch
+                    if len(msgs) < BATCH:  # caught up: let the next batch gather
+                        await _sleep_or_stop(stop, GATHER)
                 except (*_TRANSIENT, nats.js.errors.APIError, RuntimeError) as e:
                     log.warning(
                         "could not store %d events yet (%s); they will come again", len(msgs), e

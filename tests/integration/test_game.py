@@ -164,3 +164,37 @@ async def test_healthz_is_200_when_connected(services: Services) -> None:
     url = await services.proxy()
     async with aiohttp.ClientSession() as http, http.get(url + "/healthz") as r:
         assert r.status == 200
+
+
+async def test_metrics_count_games_by_outcome_and_swings_by_side(services: Services) -> None:
+    url = await services.game()
+    async with aiohttp.ClientSession() as http:
+        for _ in range(3):
+            async with http.get(url + "/") as r:
+                assert r.status == 200
+        async with http.get(url + "/metrics") as r:
+            assert r.status == 200
+            assert r.content_type == "text/plain"
+            text = await r.text()
+    values = {
+        line.split(" ")[0]: float(line.split(" ")[1])
+        for line in text.splitlines()
+        if line and not line.startswith("#")
+    }
+    games = (
+        values['pingpong_games_total{outcome="win"}']
+        + values['pingpong_games_total{outcome="draw"}']
+    )
+    assert games == 3
+    assert values["pingpong_game_duration_seconds_count"] == 3
+    assert values['pingpong_swing_latency_seconds_count{side="ping"}'] >= 3
+    assert values["pingpong_games_in_flight"] == 0
+
+
+async def test_metrics_count_a_game_without_a_manager_as_unavailable(services: Services) -> None:
+    url = await services.proxy()
+    async with aiohttp.ClientSession() as http:
+        async with http.get(url + "/") as r:
+            assert r.status == 503
+        async with http.get(url + "/metrics") as r:
+            assert 'pingpong_games_total{outcome="unavailable"} 1.0' in await r.text()

@@ -119,7 +119,7 @@ def image() -> str:
         "--dest",
         str(ROOT / "wheelhouse"),
         "--only-binary=:all:",
-        "setuptools>=68",
+        "setuptools>=77",
         timeout=600,
     )
     sh(

@@ -1,0 +1,320 @@
+"""``pingpong bench``: games through :3000 and ``game.play`` against the two baselines.
+
+Everything runs on this machine in one go, so the ratios compare like with
+like: a raw nats-py request/reply (a bare responder process) and a bare
+aiohttp ``HIT`` endpoint, then the real services (2 ping, 2 pong, 2 managers,
+scoreboard, proxy: separate processes, as ``pingpong up`` runs them), all
+driven by the same client code from this process at each concurrency.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TextIO
+
+import aiohttp
+from nats.aio.client import Client
+
+from pingpong import bus, subjects
+from pingpong.local import Child, Supervisor, UpOptions, cast, find_nats_server, nats_child
+from pingpong.messages import Game, GameRequest, decode, encode
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class BenchOptions:
+    """What to measure and for how long."""
+
+    seconds: float = 3.0
+    """Seconds of load per measurement."""
+    concurrency: tuple[int, ...] = (1, 8, 64)
+    """Requests in flight at once, one measurement each."""
+    warmup: float = 0.5
+    """Seconds of load before each measurement, not counted."""
+
+
+@dataclass
+class Sample:
+    """One measurement: operations, units (swings), latencies, CPU of the processes."""
+
+    name: str
+    concurrency: int
+    ops: int = 0
+    units: int = 0
+    elapsed: float = 0.0
+    latencies: list[float] = field(default_factory=list)
+    errors: int = 0
+    cpu: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def rate(self) -> float:
+        return self.ops / self.elapsed if self.elapsed else 0.0
+
+    @property
+    def unit_rate(self) -> float:
+        return self.units / self.elapsed if self.elapsed else 0.0
+
+    def pct(self, q: float) -> float:
+        if not self.latencies:
+            return 0.0
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+    @property
+    def cpu_per_op_ms(self) -> float:
+        return sum(self.cpu.values()) / self.ops * 1000 if self.ops else 0.0
+
+
+def cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+Op = Callable[[], Awaitable[int]]
+"""One operation; returns its units (swings of a game, 1 for a baseline)."""
+
+
+async def measure(
+    name: str, op: Op, concurrency: int, options: BenchOptions, pids: dict[str, int]
+) -> Sample:
+    """Run ``op`` from ``concurrency`` workers: warm up, then count for ``options.seconds``."""
+    sample = Sample(name, concurrency)
+    counting = False
+    stop_at = time.perf_counter() + options.warmup + options.seconds
+
+    async def worker() -> None:
+        while True:
+            t0 = time.perf_counter()
+            if t0 >= stop_at:
+                return
+            try:
+                units = await op()
+            except Exception:
+                sample.errors += 1
+                await asyncio.sleep(0.01)
+                continue
+            if counting:
+                sample.ops += 1
+                sample.units += units
+                sample.latencies.append(time.perf_counter() - t0)
+
+    workers = [asyncio.ensure_future(worker()) for _ in range(concurrency)]
+    await asyncio.sleep(options.warmup)
+    counting = True
+    cpu0 = {n: cpu_seconds(p) for n, p in pids.items()}
+    t0 = time.perf_counter()
+    await asyncio.gather(*workers)
+    sample.elapsed = time.perf_counter() - t0
+    sample.cpu = {n: cpu_seconds(p) - cpu0[n] for n, p in pids.items()}
+    return sample
+
+
+class Bench:
+    """Owns the processes of one benchmark run."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.log = open(os.devnull, "w")  # noqa: SIM115 (closed in close())
+        self.sup = Supervisor(out=self.log, max_restarts=1)
+        self.store = tempfile.TemporaryDirectory(prefix="pingpong-bench-")
+        self.children: list[Child] = []
+
+    async def start(self, child: Child, timeout: float = 20) -> Child:
+        await self.sup.start(child)
+        self.children.append(child)
+        await asyncio.wait_for(child.ready.wait(), timeout)
+        return child
+
+    async def close(self) -> None:
+        await self.sup.stop_all([list(reversed(self.children))])
+        self.log.close()
+        self.store.cleanup()
+
+
+def say(out: TextIO, line: str = "") -> None:
+    print(line, file=out, flush=True)
+
+
+async def run_bench(options: BenchOptions, out: TextIO = sys.stdout) -> dict[str, float]:
+    """Run every measurement, print the table and the ratios; the ratios."""
+    bench = Bench(out)
+    samples: list[Sample] = []
+    try:
+        nats_port = free_port()
+        nats = await bench.start(
+            nats_child(find_nats_server(), nats_port, bench.store.name, "bench")
+        )
+        url = f"nats://127.0.0.1:{nats_port}"
+        nc = Client()
+        await nc.connect(url)
+        py = [sys.executable, "-m", "bench.baselines"]
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+
+        # baseline 1: raw nats-py request/reply to a bare responder process
+        responder = await bench.start(
+            Child("raw-nats", [*py, "nats", url], env, ready_line="ready")
+        )
+
+        async def raw_request() -> int:
+            await nc.request("bench.hit", b"x", timeout=5)
+            return 1
+
+        raw_pids = {"raw-nats": _pid(responder), "nats-server": _pid(nats)}
+        for c in options.concurrency:
+            samples.append(await measure("raw nats req/reply", raw_request, c, options, raw_pids))
+
+        # baseline 2: a bare aiohttp endpoint
+        http_port = free_port()
+        bare = await bench.start(
+            Child("raw-http", [*py, "http", str(http_port)], env, ready_line="ready")
+        )
+        connector = aiohttp.TCPConnector(limit=0)
+        async with aiohttp.ClientSession(connector=connector) as http:
+
+            async def raw_http() -> int:
+                async with http.get(f"http://127.0.0.1:{http_port}/") as r:
+                    await r.read()
+                    if r.status != 200:
+                        raise RuntimeError(r.status)
+                return 1
+
+            for c in options.concurrency:
+                samples.append(
+                    await measure("bare aiohttp", raw_http, c, options, {"raw-http": _pid(bare)})
+                )
+            await bench.sup.stop_all([[bare, responder]])
+            bench.children = [nats]
+
+            # the real thing
+            port = free_port()
+            services = cast(UpOptions(port=port), url, "bench")
+            for child in services.start_order:
+                child.ready_line = "listening on" if child is services.proxy else " serving "
+                await bench.start(child)
+            pids = {"nats-server": _pid(nats), **{c.name: _pid(c) for c in services.start_order}}
+            await _wait_game(http, f"http://127.0.0.1:{port}/")
+
+            async def via_proxy() -> int:
+                async with http.get(f"http://127.0.0.1:{port}/") as r:
+                    body = await r.text()
+                    if r.status != 200:
+                        raise RuntimeError(r.status)
+                return body.count("\n") - 1
+
+            request = encode(GameRequest())
+
+            async def via_nats() -> int:
+                msg = await nc.request(subjects.GAME_PLAY, request, timeout=15)
+                return len(decode(Game, bus.raise_for_error(msg).data).strokes)
+
+            for c in options.concurrency:
+                samples.append(await measure("games via :3000", via_proxy, c, options, pids))
+            for c in options.concurrency:
+                samples.append(await measure("games via game.play", via_nats, c, options, pids))
+            rss = {n: rss_mb(p) for n, p in pids.items()}
+        await nc.close()
+    finally:
+        await bench.close()
+    return report(samples, rss, options, out)
+
+
+async def _wait_game(http: aiohttp.ClientSession, url: str) -> None:
+    async with asyncio.timeout(30):
+        while True:
+            with contextlib.suppress(aiohttp.ClientError):
+                async with http.get(url) as r:
+                    if r.status == 200:
+                        return
+            await asyncio.sleep(0.1)
+
+
+def _pid(child: Child) -> int:
+    assert child.proc is not None
+    return child.proc.pid
+
+
+def _find(samples: Sequence[Sample], name: str, c: int) -> Sample | None:
+    return next((s for s in samples if s.name == name and s.concurrency == c), None)
+
+
+def report(
+    samples: Sequence[Sample], rss: dict[str, float], options: BenchOptions, out: TextIO
+) -> dict[str, float]:
+    """Print the table, CPU and RSS per process, and the ratios to the baselines."""
+    say(
+        out,
+        f"pingpong bench: {options.seconds:g}s per measurement, {os.cpu_count()} cores, "
+        f"load average {os.getloadavg()[0]:.2f}",
+    )
+    say(
+        out,
+        f"{'measurement':<22}{'conc':>5}{'ops/s':>10}{'swings/s':>10}{'p50 ms':>9}"
+        f"{'p99 ms':>9}{'cpu ms/op':>10}{'errors':>8}",
+    )
+    for s in samples:
+        swings = f"{s.unit_rate:10.0f}" if s.name.startswith("games") else f"{'':>10}"
+        say(
+            out,
+            f"{s.name:<22}{s.concurrency:>5}{s.rate:>10.0f}{swings}{s.pct(0.5):>9.2f}"
+            f"{s.pct(0.99):>9.2f}{s.cpu_per_op_ms:>10.2f}{s.errors:>8}",
+        )
+    say(out)
+    top = max(options.concurrency)
+    proxy = _find(samples, "games via :3000", top)
+    if proxy is not None:
+        say(out, f"CPU seconds per process at {top} concurrent games via :3000, and RSS:")
+        for name, cpu in proxy.cpu.items():
+            say(out, f"  {name:<12} cpu {cpu:6.2f}s   rss {rss.get(name, 0):6.1f} MB")
+    ratios: dict[str, float] = {}
+    bare = _find(samples, "bare aiohttp", top)
+    if proxy and bare and bare.rate:
+        ratios["proxy_vs_aiohttp"] = proxy.rate / bare.rate
+    via = _find(samples, "games via game.play", top)
+    raw = _find(samples, "raw nats req/reply", top)
+    managers = sum(1 for n in (proxy.cpu if proxy else {}) if n.startswith("manager"))
+    if via and raw and raw.rate:
+        ratios["manager_swings_vs_raw"] = via.unit_rate / raw.rate
+        if managers:
+            ratios["per_manager_swings_vs_raw"] = via.unit_rate / managers / raw.rate
+    one = _find(samples, "games via :3000", min(options.concurrency))
+    if one:
+        ratios["median_game_ms_1_client"] = one.pct(0.5)
+    if one and proxy and one.cpu_per_op_ms:
+        ratios["cpu_per_game_top_vs_1"] = proxy.cpu_per_op_ms / one.cpu_per_op_ms
+    if rss:
+        ratios["max_service_rss_mb"] = max(v for n, v in rss.items() if n != "nats-server")
+    say(out, "ratios (targets in brackets):")
+    labels = {
+        "proxy_vs_aiohttp": f"games/s via :3000 / bare aiohttp req/s at {top}   [>= 0.13]",
+        "manager_swings_vs_raw": f"swings/s via game.play / raw nats req/s at {top} [>= 0.8]",
+        "per_manager_swings_vs_raw": "  the same per manager process",
+        "median_game_ms_1_client": "median game at 1 client, ms                 [<= 2]",
+        "cpu_per_game_top_vs_1": f"CPU per game at {top} / at 1                   [flat: <= 1]",
+        "max_service_rss_mb": "largest service RSS, MB                     [<= 60]",
+    }
+    for key, label in labels.items():
+        if key in ratios:
+            say(out, f"  {label:<58} {ratios[key]:8.3f}")
+    return ratios
