@@ -64,7 +64,7 @@ async def play_game(
     winner_instance: str | None = None
     for n in range(1, limits.max_rounds + 1):
         side = SIDES[(n - 1) % 2]
-        swing = Swing.model_construct(game_id=game_id, stroke=n)
+        swing = Swing(game_id=game_id, stroke=n)
         attempt = 0
         while True:
             attempt += 1
@@ -78,8 +78,7 @@ async def play_game(
                         f"no {side} player answered stroke {n} ({attempt} tries, last: {e})"
                     ) from None
                 await sleep(min(limits.backoff * 2 ** (attempt - 1), limits.max_backoff))
-        # trusted values: skip re-validation on the hot path
-        stroke = Stroke.model_construct(
+        stroke = Stroke(
             stroke=n,
             side=side,
             instance=reply.instance,
@@ -94,7 +93,7 @@ async def play_game(
             winner = other(side)
             winner_instance = strokes[-2].instance if len(strokes) > 1 else None
             break
-    return Game.model_construct(
+    return Game(
         game_id=game_id,
         strokes=tuple(strokes),
         winner=winner,

@@ -180,9 +180,7 @@ class Manager:
         async def on_stroke(stroke: Stroke) -> None:
             nonlocal strokes
             strokes += 1
-            await self.nc.publish(
-                swing_subject, encode(RallySwing.model_construct(game_id=game_id, stroke=stroke))
-            )
+            await self.nc.publish(swing_subject, encode(RallySwing(game_id=game_id, stroke=stroke)))
 
         try:
             async with asyncio.timeout(self.settings.game_timeout):
@@ -205,7 +203,7 @@ class Manager:
                 ),
             )
             raise GameAbortedError(reason, timed_out=timed_out) from None
-        await self._final(game_id, "finished", RallyFinished.model_construct(game=game))
+        await self._final(game_id, "finished", RallyFinished(game=game))
         log.debug("finished: %s", game.winner or "draw", extra={"game_id": game_id})
         return game
 

@@ -10,7 +10,6 @@ connection fails every waiting request at once.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import secrets
 from dataclasses import dataclass, field
 from typing import Final
@@ -96,25 +95,33 @@ class GameClient:
         ``nats.errors.TimeoutError``, :class:`ManagerSilentError` or :class:`LostConnectionError`.
         """
         token = secrets.token_hex(8)
-        now = self._loop.time()
-        waiting = _Waiting(self._loop.create_future(), heard=now)
+        loop = self._loop
+        now = loop.time()
+        waiting = _Waiting(loop.create_future(), heard=now)
         self._waiting[token] = waiting
         deadline = now + timeout
+        timer: asyncio.TimerHandle
+
+        def watch() -> None:  # one timer per game, re-armed while the manager is heard
+            nonlocal timer
+            if waiting.future.done():
+                return
+            now = loop.time()
+            if now >= deadline:
+                waiting.future.set_exception(nats.errors.TimeoutError())
+            elif now - waiting.heard > self.silence:
+                waiting.future.set_exception(ManagerSilentError())
+            else:
+                timer = loop.call_at(min(deadline, waiting.heard + self.silence) + 0.001, watch)
+
+        timer = loop.call_at(min(deadline, now + self.silence), watch)
         try:
             await self.nc.publish(
                 subjects.GAME_PLAY, payload, reply=f"{self._prefix}.{token}", headers=self._headers
             )
-            while True:
-                now = self._loop.time()
-                if now >= deadline:
-                    raise nats.errors.TimeoutError
-                if now - waiting.heard > self.silence:
-                    raise ManagerSilentError
-                wait = min(deadline, waiting.heard + self.silence) - now
-                with contextlib.suppress(TimeoutError):
-                    msg = await asyncio.wait_for(asyncio.shield(waiting.future), wait)
-                    break
+            msg = await waiting.future
         finally:
+            timer.cancel()
             del self._waiting[token]
         if msg.headers and msg.headers.get("Status") == NO_RESPONDERS and not msg.data:
             raise nats.errors.NoRespondersError

@@ -11,13 +11,16 @@ async def test_the_benchmark_prints_figures_and_ratios_to_both_baselines() -> No
     out = io.StringIO()
     ratios = await run_bench(BenchOptions(seconds=0.4, concurrency=(1, 4), warmup=0.1), out)
     text = out.getvalue()
-    for name in ("raw nats req/reply", "bare aiohttp", "games via :3000",
-                 "games via game.play"):
+    for name in ("raw nats req/reply", "bare aiohttp", "games via :3000", "games via game.play"):
         rows = [line for line in text.splitlines() if line.startswith(name)]
         assert len(rows) == 2, text
         assert all(line.split()[-1] == "0" for line in rows), f"errors in {rows}"
-    assert set(ratios) >= {"proxy_vs_aiohttp", "manager_swings_vs_raw",
-                           "median_game_ms_1_client", "max_service_rss_mb"}
+    assert set(ratios) >= {
+        "proxy_vs_aiohttp",
+        "manager_swings_vs_raw",
+        "median_game_ms_1_client",
+        "max_service_rss_mb",
+    }
     assert all(v > 0 for v in ratios.values())
     assert "games/s via :3000 / bare aiohttp req/s at 4" in text
     assert "rss" in text
