@@ -44,6 +44,10 @@ class BenchOptions:
     """Requests in flight at once, one measurement each."""
     warmup: float = 0.5
     """Seconds of load before each measurement, not counted."""
+    players: int = 2
+    """Players per side (processes)."""
+    managers: int = 2
+    """Manager processes."""
 
 
 @dataclass
@@ -209,7 +213,11 @@ async def run_bench(options: BenchOptions, out: TextIO = sys.stdout) -> dict[str
 
             # the real thing
             port = free_port()
-            services = cast(UpOptions(port=port), url, "bench")
+            services = cast(
+                UpOptions(port=port, players=options.players, managers=options.managers),
+                url,
+                "bench",
+            )
             for child in services.start_order:
                 child.ready_line = "listening on" if child is services.proxy else " serving "
                 await bench.start(child)

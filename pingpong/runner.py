@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 from collections.abc import Awaitable, Callable
 
@@ -29,10 +30,13 @@ def _on_signal(stop: asyncio.Event, sig: signal.Signals) -> None:
 
 def run(service: Service) -> int:
     """Run ``service`` to its end; the exit status is 0 after a clean stop."""
-    try:
-        import uvloop
-    except ImportError:  # not on every platform
-        asyncio.run(_main(service))
-    else:
-        uvloop.run(_main(service))
+    if os.environ.get("PINGPONG_LOOP") != "asyncio":  # the default where it is installed
+        try:
+            import uvloop
+        except ImportError:  # no wheel on armv7, say
+            pass
+        else:
+            uvloop.run(_main(service))
+            return 0
+    asyncio.run(_main(service))
     return 0
