@@ -273,7 +273,8 @@ def report(
     """Print the table, CPU and RSS per process, and the ratios to the baselines."""
     say(
         out,
-        f"pingpong bench: {options.seconds:g}s per measurement, {os.cpu_count()} cores, "
+        f"pingpong bench: {options.seconds:g}s per measurement, {options.players} player(s) "
+        f"per side, {options.managers} manager(s), {os.cpu_count()} cores, "
         f"load average {os.getloadavg()[0]:.2f}",
     )
     say(

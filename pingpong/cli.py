@@ -55,6 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench = roles.add_parser("bench", help="benchmark against raw NATS and bare aiohttp")
     bench.add_argument("--seconds", type=float, default=3.0, help="per measurement (3)")
     bench.add_argument("--concurrency", default="1,8,64", help="comma-separated (1,8,64)")
+    bench.add_argument("--players", type=int, default=2, help="players per side (2)")
+    bench.add_argument("--managers", type=int, default=2, help="managers (2)")
 
     health = roles.add_parser("healthcheck", help="exit 0 if this container's service is up")
     health.add_argument("--max-age", type=float, default=15.0, help="seconds (15)")
