@@ -91,7 +91,10 @@ def _service(role: str, args: argparse.Namespace, settings: Settings) -> Service
         from bench import BenchOptions, run_bench
 
         opts = BenchOptions(
-            seconds=args.seconds, concurrency=tuple(int(c) for c in args.concurrency.split(","))
+            seconds=args.seconds,
+            concurrency=tuple(int(c) for c in args.concurrency.split(",")),
+            players=args.players,
+            managers=args.managers,
         )
 
         async def run_benchmark(stop: asyncio.Event) -> None:
