@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import socket
 import sys
 import tempfile
 import time
@@ -24,14 +23,17 @@ import aiohttp
 from nats.aio.client import Client
 
 from pingpong import bus, subjects
-from pingpong.local import Child, Supervisor, UpOptions, cast, find_nats_server, nats_child
+from pingpong.local import (
+    Child,
+    Supervisor,
+    UpOptions,
+    cast,
+    find_nats_server,
+    free_port,
+    nats_child,
+    rss_mb,
+)
 from pingpong.messages import Game, GameRequest, decode, encode
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass(frozen=True)
@@ -86,14 +88,6 @@ def cpu_seconds(pid: int) -> float:
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def rss_mb(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
 
 
 Op = Callable[[], Awaitable[int]]

@@ -9,17 +9,7 @@ import signal
 import sys
 from pathlib import Path
 
-from pingpong.local import Child, Supervisor
-from tests.natsserver import free_port
-
-
-def rss_mb(pid: int) -> float:
-    """Resident memory of a process in MiB."""
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
+from pingpong.local import Child, Supervisor, free_port, rss_mb
 
 
 class ProcessStack:

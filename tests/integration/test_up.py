@@ -25,9 +25,11 @@ def alive(pid: int) -> bool:
         return False
 
 
-async def test_up_starts_everything_plays_and_stops_cleanly_on_sigterm() -> None:
-    port, nats_port = free_port(), free_port()
-    proc = await asyncio.create_subprocess_exec(
+async def start_up(
+    port: int, stderr: int = asyncio.subprocess.STDOUT
+) -> asyncio.subprocess.Process:
+    """``pingpong up`` on ``port`` (HTTP) and a free NATS port."""
+    return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "pingpong",
@@ -35,10 +37,15 @@ async def test_up_starts_everything_plays_and_stops_cleanly_on_sigterm() -> None
         "--port",
         str(port),
         "--nats-port",
-        str(nats_port),
+        str(free_port()),
         stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
+        stderr=stderr,
     )
+
+
+async def test_up_starts_everything_plays_and_stops_cleanly_on_sigterm() -> None:
+    port = free_port()
+    proc = await start_up(port)
     assert proc.stdout is not None
     output: list[str] = []
     try:
@@ -77,18 +84,7 @@ async def test_up_refuses_a_port_in_use_with_one_line() -> None:
     server = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     try:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "pingpong",
-            "up",
-            "--port",
-            str(port),
-            "--nats-port",
-            str(free_port()),
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
+        proc = await start_up(port, stderr=asyncio.subprocess.PIPE)
         _, err = await asyncio.wait_for(proc.communicate(), 30)
         assert proc.returncode == 1
         assert err.decode().strip() == (

@@ -26,9 +26,8 @@ def test_a_missing_health_file_is_unhealthy(tmp_path: Path) -> None:
     assert "does not exist" in (check(tmp_path / "nope") or "")
 
 
-def test_the_healthcheck_command_exits_1_with_one_line_when_unhealthy(tmp_path: Path) -> None:
-    env = {**os.environ, "HEALTH_FILE": str(tmp_path / "nope")}
-    done = subprocess.run(
+def healthcheck(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
         [sys.executable, "-m", "pingpong", "healthcheck"],
         env=env,
         capture_output=True,
@@ -36,15 +35,12 @@ def test_the_healthcheck_command_exits_1_with_one_line_when_unhealthy(tmp_path: 
         timeout=30,
         check=False,
     )
+
+
+def test_the_healthcheck_command_exits_1_with_one_line_when_unhealthy(tmp_path: Path) -> None:
+    env = {**os.environ, "HEALTH_FILE": str(tmp_path / "nope")}
+    done = healthcheck(env)
     assert done.returncode == 1
     assert len(done.stderr.strip().splitlines()) == 1
     (tmp_path / "nope").touch()
-    ok = subprocess.run(
-        [sys.executable, "-m", "pingpong", "healthcheck"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
-    assert ok.returncode == 0
+    assert healthcheck(env).returncode == 0
