@@ -53,6 +53,12 @@ class Settings(BaseModel):
     stream_replicas: int = Field(
         default=1, ge=1, le=5, description="Replicas of the RALLY stream (3 on a NATS cluster)."
     )
+    max_inflight: int = Field(
+        default=1024,
+        ge=1,
+        le=100_000,
+        description="Games one proxy plays at once; beyond it: 503 with Retry-After.",
+    )
     http_host: str = Field(default="0.0.0.0", description="Address the proxy listens on.")
     http_port: int = Field(default=3000, ge=0, le=65535, description="Port the proxy listens on.")
     health_file: Path | None = Field(

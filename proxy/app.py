@@ -15,7 +15,13 @@ from pingpong.settings import Settings
 from proxy.games import GameClient
 from proxy.keys import GAMES, INSTANCE, METRICS, NATS, SETTINGS, SHUTTING_DOWN
 from proxy.metrics import Metrics
-from proxy.middlewares import one_line_errors
+from proxy.middlewares import (
+    MAX_BODY,
+    MAX_HEADERS,
+    MAX_LINE,
+    one_line_errors,
+    security_headers,
+)
 from proxy.routes import setup_routes
 
 log = logging.getLogger(__name__)
@@ -46,7 +52,8 @@ async def _end_streams(app: web.Application) -> None:
 
 def create_app(settings: Settings, instance: str | None = None) -> web.Application:
     """The proxy app; the NATS connection lives in its cleanup context."""
-    app = web.Application(middlewares=[one_line_errors])
+    app = web.Application(middlewares=[one_line_errors], client_max_size=MAX_BODY)
+    app.on_response_prepare.append(security_headers)
     app[SETTINGS] = settings
     app[INSTANCE] = instance or settings.instance("proxy")
     app[SHUTTING_DOWN] = asyncio.Event()
@@ -62,7 +69,15 @@ async def serve(
 ) -> None:
     """Listen on ``HTTP_HOST:HTTP_PORT`` until ``stop``; finish requests in flight."""
     app = create_app(settings)
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=settings.game_timeout + 2)
+    runner = web.AppRunner(
+        app,
+        access_log=None,
+        shutdown_timeout=settings.game_timeout + 2,
+        keepalive_timeout=30,
+        max_line_size=MAX_LINE,
+        max_field_size=MAX_LINE,
+        max_headers=MAX_HEADERS,
+    )
     await runner.setup()
     try:
         site = web.TCPSite(runner, settings.http_host, settings.http_port, backlog=1024)

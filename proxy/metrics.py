@@ -62,11 +62,22 @@ class Metrics:
         self.in_flight = Gauge(
             "pingpong_games_in_flight", "Games being played right now.", registry=self.registry
         )
+        self.playing = 0
         self._swing = {side: self.swing.labels(side=side) for side in ("ping", "pong")}
         self._outcomes = {
             o: self.games.labels(outcome=o)
             for o in ("win", "draw", "aborted", "timeout", "unavailable", "bad_request", "error")
         }
+
+    def start(self) -> None:
+        """A game begins."""
+        self.playing += 1
+        self.in_flight.inc()
+
+    def end(self) -> None:
+        """A game ended (played or not)."""
+        self.playing -= 1
+        self.in_flight.dec()
 
     def game(self, game: Game, seconds: float) -> None:
         """Count a finished game."""

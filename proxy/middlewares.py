@@ -1,4 +1,4 @@
-"""Every error answer is one line of text; no stack trace ever reaches a client."""
+"""The edge: one-line errors (never a stack trace), security headers, limits."""
 
 from __future__ import annotations
 
@@ -37,3 +37,28 @@ async def one_line_errors(request: web.Request, handler: Handler) -> web.StreamR
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
         return error(500, "internal error")
+
+
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    # the page loads its own script and style only; /events and /scores.json are same-origin
+    "Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; "
+    "form-action 'none'",
+}
+"""Sent with every answer."""
+
+MAX_LINE = 4096
+"""Bytes of the request line and of one header (aiohttp answers 400 past them)."""
+
+MAX_HEADERS = 64
+"""Request headers accepted."""
+
+MAX_BODY = 16 * 1024
+"""Bytes of request body accepted (every route is a GET)."""
+
+
+async def security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """``on_response_prepare``: the security headers on every answer."""
+    response.headers.update(SECURITY_HEADERS)

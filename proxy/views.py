@@ -57,12 +57,17 @@ async def play(request: web.Request) -> web.Response:
     except BadQueryError as e:
         return error(400, str(e))
     metrics = request.app[METRICS]
-    metrics.in_flight.inc()
+    if metrics.playing >= request.app[SETTINGS].max_inflight:
+        metrics.failed(503)
+        return error(
+            503, "too many games in flight on this proxy; try again shortly", {"Retry-After": "1"}
+        )
+    metrics.start()
     t0 = time.perf_counter()
     try:
         result = await _play(request.app, encode(game_request))
     finally:
-        metrics.in_flight.dec()
+        metrics.end()
     if isinstance(result, web.Response):
         metrics.failed(result.status)
         return result

@@ -142,10 +142,14 @@ class Scoreboard:
                     msgs = await sub.fetch(batch=BATCH, timeout=1)
                     if not msgs:  # fetch can end with only a status message
                         continue
-                except nats.errors.TimeoutError:
-                    continue  # nothing new
+                except TimeoutError:  # nats-py's, or a bare one out of fetch: nothing new
+                    continue
                 except _TRANSIENT as e:
                     log.debug("fetch failed: %s", e)
+                    await _sleep_or_stop(stop, RETRY_WAIT)
+                    continue
+                except Exception:  # never let a library surprise end the scoreboard
+                    log.exception("fetch failed unexpectedly; retrying")
                     await _sleep_or_stop(stop, RETRY_WAIT)
                     continue
                 try:
