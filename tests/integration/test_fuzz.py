@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import aiohttp
+import nats.errors
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-import nats.errors
 from nats.aio.client import Client
 
 from pingpong import subjects
