@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from pingpong import __version__
@@ -49,6 +50,16 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--players", type=int, default=2, help="players per side (2)")
     up.add_argument("--managers", type=int, default=2, help="managers (2)")
     up.add_argument("--hit-chance", metavar="N", help="percent of swings that HIT (85)")
+    up.add_argument(
+        "--no-auth",
+        action="store_true",
+        help="no NATS users (by default every role has its own, generated)",
+    )
+
+    secrets = roles.add_parser(
+        "auth-secrets", help="new NATS passwords: passwords.conf and <role>.password"
+    )
+    secrets.add_argument("directory", help="where to write them (created 0700)")
 
     roles.add_parser("scoreboard", help="keep the scores from the event log (scores.get)")
 
@@ -110,6 +121,7 @@ def _service(role: str, args: argparse.Namespace, settings: Settings) -> Service
             players=args.players,
             managers=args.managers,
             hit_chance=settings.hit_chance,
+            auth=not args.no_auth,
         )
 
         async def run_up(stop: asyncio.Event) -> None:
@@ -149,6 +161,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     role = args.role
     if role == "healthcheck":
         return _healthcheck(settings, args.max_age)
+    if role == "auth-secrets":
+        from pingpong.auth import generate
+
+        for name, path in generate(Path(args.directory)).items():
+            print(f"{name:<11} {path}")
+        return 0
     name = args.side if role == "player" else role
     setup_logging(settings.instance(name), settings.log_level, settings.log_format)
     try:

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, TextIO
 
+from pingpong import auth
 from pingpong.errors import PingpongError
 
 log = logging.getLogger(__name__)
@@ -210,6 +211,8 @@ class UpOptions:
     """Manager replicas."""
     hit_chance: int = 85
     """Percent of swings that HIT."""
+    auth: bool = True
+    """One NATS user per role with generated passwords (off: anyone may connect)."""
 
 
 @dataclass(frozen=True)
@@ -231,14 +234,23 @@ class Cast:
         return [[self.proxy], self.managers, [*self.players, self.scoreboard]]
 
 
-def nats_child(server: str, port: int, store: str, name: str) -> Child:
-    """An embedded nats-server with JetStream on 127.0.0.1:``port``."""
+def nats_child(server: str, port: int, store: str, name: str, config: Path | None = None) -> Child:
+    """An embedded nats-server with JetStream on 127.0.0.1:``port`` (``config``: users)."""
     args = [server, "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", store, "-n", name]
+    if config is not None:
+        args += ["-c", str(config)]
     return Child("nats", args, dict(os.environ), ready_line="Server is ready")
 
 
-def cast(options: UpOptions, nats_url: str, host: str, **env: str) -> Cast:
-    """Every service of a local game, each with its instance id and settings."""
+def cast(
+    options: UpOptions,
+    nats_url: str,
+    host: str,
+    credentials: dict[str, Path] | None = None,
+    **env: str,
+) -> Cast:
+    """Every service of a local game, each with its instance id, settings and (with
+    ``credentials``: role -> password file) its own NATS user."""
     base = {
         **os.environ,
         "NATS_URL": nats_url,
@@ -249,18 +261,25 @@ def cast(options: UpOptions, nats_url: str, host: str, **env: str) -> Cast:
     base.pop("INSTANCE_ID", None)
     me = [sys.executable, "-m", "pingpong"]
 
-    def service(name: str, *args: str, **extra: str) -> Child:
-        return Child(name, [*me, *args], {**base, "INSTANCE_ID": f"{name}@{host}", **extra})
+    def service(name: str, role: str, *args: str, **extra: str) -> Child:
+        user = {}
+        if credentials is not None:
+            user = {"NATS_USER": role, "NATS_PASSWORD_FILE": str(credentials[role])}
+        return Child(name, [*me, *args], {**base, "INSTANCE_ID": f"{name}@{host}", **user, **extra})
 
     return Cast(
         players=[
-            service(f"{side}-{n}", "player", side)
+            service(f"{side}-{n}", side, "player", side)
             for n in range(1, options.players + 1)
             for side in ("ping", "pong")
         ],
-        managers=[service(f"manager-{n}", "manager") for n in range(1, options.managers + 1)],
-        scoreboard=service("scoreboard", "scoreboard"),
-        proxy=service("proxy", "proxy", HTTP_HOST="127.0.0.1", HTTP_PORT=str(options.port)),
+        managers=[
+            service(f"manager-{n}", "manager", "manager") for n in range(1, options.managers + 1)
+        ],
+        scoreboard=service("scoreboard", "scoreboard", "scoreboard"),
+        proxy=service(
+            "proxy", "proxy", "proxy", HTTP_HOST="127.0.0.1", HTTP_PORT=str(options.port)
+        ),
     )
 
 
@@ -277,8 +296,13 @@ async def up(options: UpOptions, stop: asyncio.Event, out: TextIO = sys.stdout) 
     sup = Supervisor(out)
     with tempfile.TemporaryDirectory(prefix="pingpong-up-") as store:
         nats_url = f"nats://127.0.0.1:{options.nats_port}"
-        nats = nats_child(server, options.nats_port, store, f"pingpong-{host}")
-        services = cast(options, nats_url, host)
+        credentials = config = None
+        if options.auth:  # the temp dir is private (0700); the files are 0600
+            credentials = auth.generate(Path(store) / "auth")
+            config = Path(store) / "auth" / "server.conf"
+            config.write_text("include ./auth.conf\n")
+        nats = nats_child(server, options.nats_port, store, f"pingpong-{host}", config)
+        services = cast(options, nats_url, host, credentials)
         try:
             await sup.start(nats)
             try:
@@ -293,6 +317,13 @@ async def up(options: UpOptions, stop: asyncio.Event, out: TextIO = sys.stdout) 
                 f"scores: http://localhost:{options.port}/scores   "
                 f"(NATS at {nats_url}; Ctrl-C stops everything)",
             )
+            if credentials is not None:
+                sup.say(
+                    "up",
+                    f"NATS users per role; watch with: NATS_URL={nats_url} NATS_USER=watcher "
+                    f"NATS_PASSWORD_FILE={credentials['watcher']} pingpong watch "
+                    "(--no-auth: no users)",
+                )
             waiters = [
                 asyncio.ensure_future(stop.wait()),
                 asyncio.ensure_future(sup.failure.wait()),

@@ -9,6 +9,9 @@ import signal
 import sys
 
 import aiohttp
+import nats.errors
+import pytest
+from nats.aio.client import Client
 
 from tests.natsserver import free_port
 
@@ -26,9 +29,9 @@ def alive(pid: int) -> bool:
 
 
 async def start_up(
-    port: int, stderr: int = asyncio.subprocess.STDOUT
+    port: int, nats_port: int | None = None, stderr: int = asyncio.subprocess.STDOUT
 ) -> asyncio.subprocess.Process:
-    """``pingpong up`` on ``port`` (HTTP) and a free NATS port."""
+    """``pingpong up`` on ``port`` (HTTP) and ``nats_port`` (or a free one)."""
     return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -37,15 +40,15 @@ async def start_up(
         "--port",
         str(port),
         "--nats-port",
-        str(free_port()),
+        str(nats_port or free_port()),
         stdout=asyncio.subprocess.PIPE,
         stderr=stderr,
     )
 
 
 async def test_up_starts_everything_plays_and_stops_cleanly_on_sigterm() -> None:
-    port = free_port()
-    proc = await start_up(port)
+    port, nats_port = free_port(), free_port()
+    proc = await start_up(port, nats_port)
     assert proc.stdout is not None
     output: list[str] = []
     try:
@@ -67,6 +70,11 @@ async def test_up_starts_everything_plays_and_stops_cleanly_on_sigterm() -> None
                         pass
                     await asyncio.sleep(0.1)
         assert text.splitlines()[0] == "PING --> HIT" or text.splitlines()[0] == "PING --> MISS"
+        anonymous = Client()  # users per role are on by default
+        with pytest.raises(nats.errors.Error, match="Authorization Violation"):
+            await anonymous.connect(
+                f"nats://127.0.0.1:{nats_port}", allow_reconnect=False, max_reconnect_attempts=0
+            )
         proc.send_signal(signal.SIGTERM)
         async with asyncio.timeout(30):
             rest = (await proc.stdout.read()).decode()
