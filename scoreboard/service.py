@@ -142,7 +142,7 @@ class Scoreboard:
                     msgs = await sub.fetch(batch=BATCH, timeout=1)
                     if not msgs:  # fetch can end with only a status message
                         continue
-                except nats.errors.TimeoutError:
+                except TimeoutError:  # nats-py's, or a bare one from fetch's own wait
                     continue  # nothing new
                 except _TRANSIENT as e:
                     log.debug("fetch failed: %s", e)

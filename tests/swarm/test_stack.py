@@ -83,6 +83,8 @@ class Load:
                     self.ok += 1
                 else:
                     self.failed.append(f"{status} {body.strip()[:200]}")
+            if status != 200:
+                time.sleep(0.2)  # a broken stack must not turn this into a busy loop
 
 
 def scores() -> Scores:
