@@ -47,6 +47,7 @@ _TRANSIENT = (
     nats.errors.ConnectionDrainingError,
     nats.js.errors.ServiceUnavailableError,
     nats.js.errors.ServerError,
+    nats.js.errors.NoStreamResponseError,  # a stream leader lost mid-publish (NATS cluster)
 )
 
 

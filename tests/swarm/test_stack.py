@@ -131,6 +131,7 @@ def test_kills_and_rolling_updates_under_load_lose_no_game(stack: Deployed) -> N
                 timeout=300,
             )
         time.sleep(2)
+    print(f"under kills and rolling updates: {load.ok} games, {len(load.failed)} failed")
     assert load.ok > 50, "the load hardly ran"
     assert load.failed == [], f"{len(load.failed)} failed games, first: {load.failed[:5]}"
     after = settled_games()
