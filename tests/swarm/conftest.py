@@ -100,6 +100,8 @@ def image() -> str:
     _docker_ready()
     tag = f"pingpong:test-{int(time.time())}"
     base = os.environ.get("PYTHON_IMAGE", "local/python:3.11-slim")
+    if base.endswith(":3.11-slim") and sys.version_info[:2] != (3, 11):
+        pytest.fail(f"{base} needs cp311 wheels: run the swarm tests with Python 3.11")
     sh(
         sys.executable,
         "-m",
