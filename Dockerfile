@@ -17,6 +17,7 @@ COPY players/ players/
 COPY manager/ manager/
 COPY proxy/ proxy/
 COPY scoreboard/ scoreboard/
+COPY bench/ bench/
 RUN python3 -m venv /opt/pingpong \
  && /opt/pingpong/bin/pip install --no-cache-dir --disable-pip-version-check \
         --find-links /wheelhouse . \
