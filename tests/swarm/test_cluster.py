@@ -13,6 +13,9 @@ from tests.swarm.test_stack import Load, scores
 
 pytestmark = [pytest.mark.swarm, pytest.mark.timeout(600)]
 
+THREADS = 2
+"""Games played at once while a server is killed."""
+
 
 def nats_containers(stack: Deployed) -> list[str]:
     return sh(
@@ -54,7 +57,7 @@ def test_three_servers_with_stable_names_form_one_jetstream_cluster(
 
 def test_games_go_on_when_one_nats_server_is_killed(cluster_stack: Deployed) -> None:
     before = scores()
-    with Load(threads=2, max_seconds=120) as load:
+    with Load(threads=THREADS, max_seconds=120) as load:
         time.sleep(2)
         sh("docker", "kill", nats_containers(cluster_stack)[0])
         time.sleep(8)
@@ -70,5 +73,6 @@ def test_games_go_on_when_one_nats_server_is_killed(cluster_stack: Deployed) -> 
         return scores().games - before.games >= played
 
     wait_until(f"the scores to count all {played} games played", counted, timeout=60)
-    # a game may be stored while its answer was lost to the failover, never more
-    assert scores().games - before.games <= played + len(load.failed)
+    # A game in flight when the proxy's server died is played again (docs/RELIABILITY.md):
+    # at most one per load thread is stored beyond the answers, never more.
+    assert scores().games - before.games <= played + len(load.failed) + THREADS
