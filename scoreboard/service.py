@@ -47,6 +47,7 @@ _TRANSIENT = (
     nats.errors.ConnectionDrainingError,
     nats.js.errors.ServiceUnavailableError,
     nats.js.errors.ServerError,
+    nats.js.errors.NoStreamResponseError,  # a stream leader lost mid-publish (NATS cluster)
 )
 
 
@@ -152,16 +153,23 @@ class Scoreboard:
                     log.exception("fetch failed unexpectedly; retrying")
                     await _sleep_or_stop(stop, RETRY_WAIT)
                     continue
-                try:
-                    await self.store(msgs)
-                    await msgs[-1].ack()  # AckPolicy.ALL: acks the whole batch
-                    if len(msgs) < BATCH:  # caught up: let the next batch gather
-                        await _sleep_or_stop(stop, GATHER)
-                except (*_TRANSIENT, nats.js.errors.APIError, RuntimeError) as e:
-                    log.warning(
-                        "could not store %d events yet (%s); they will come again", len(msgs), e
-                    )
-                    await _sleep_or_stop(stop, RETRY_WAIT)
+                # The same batch until it is stored: a newer batch's ack (AckPolicy.ALL)
+                # would also ack this one, and its games would never be counted.
+                tries = 0
+                while not stop.is_set():
+                    try:
+                        await self.store(msgs)
+                        await msgs[-1].ack()  # AckPolicy.ALL: acks the whole batch
+                        break
+                    except (*_TRANSIENT, nats.js.errors.APIError, RuntimeError) as e:
+                        tries += 1
+                        if tries == 1:
+                            log.warning(
+                                "could not store %d events yet (%s); retrying", len(msgs), e
+                            )
+                        await _sleep_or_stop(stop, RETRY_WAIT)
+                if len(msgs) < BATCH:  # caught up: let the next batch gather
+                    await _sleep_or_stop(stop, GATHER)
         finally:
             if sub is not None:  # a pull subscription would hold up the drain
                 with contextlib.suppress(nats.errors.Error):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -10,7 +11,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -99,6 +100,8 @@ def image() -> str:
     _docker_ready()
     tag = f"pingpong:test-{int(time.time())}"
     base = os.environ.get("PYTHON_IMAGE", "local/python:3.11-slim")
+    if base.endswith(":3.11-slim") and sys.version_info[:2] != (3, 11):
+        pytest.fail(f"{base} needs cp311 wheels: run the swarm tests with Python 3.11")
     sh(
         sys.executable,
         "-m",
@@ -136,36 +139,54 @@ def image() -> str:
     return tag
 
 
-@pytest.fixture(scope="module")
-def stack(image: str) -> Iterator[Deployed]:
-    """stack.yml deployed as ``pptest``; removed with swarm-down afterwards, pass or fail."""
+@contextlib.contextmanager
+def deployed(
+    stack: str, image: str, files: Sequence[str], env: dict[str, str] | None = None
+) -> Iterator[Deployed]:
+    """``files`` deployed as ``stack`` until a game plays; swarm-down afterwards, pass or fail."""
     down = str(TOOLS / "swarm-down")
-    sh(down, STACK, timeout=180)
-    sh("docker", "volume", "rm", "-f", f"{STACK}_nats-data")  # a fresh event log
-    env = {"IMAGE": image, "NATS_IMAGE": os.environ.get("NATS_IMAGE", "local/nats:2")}
+    sh(down, stack, timeout=180)
+    volumes = sh("docker", "volume", "ls", "-q", "--filter", f"name={stack}_").split()
+    if volumes:  # a fresh event log
+        sh("docker", "volume", "rm", "-f", *volumes)
+    env = {
+        "IMAGE": image,
+        "NATS_IMAGE": os.environ.get("NATS_IMAGE", "local/nats:2"),
+        **(env or {}),
+    }
+    compose = [arg for f in files for arg in ("-c", str(ROOT / f))]
     try:
-        sh(
-            "docker",
-            "stack",
-            "deploy",
-            "--resolve-image",
-            "never",
-            "-c",
-            str(ROOT / "stack.yml"),
-            STACK,
-            env=env,
-            timeout=120,
-        )
+        sh("docker", "stack", "deploy", "--resolve-image", "never", *compose, stack, env=env)
         wait_until("a game on 127.0.0.1:3000", lambda: http_get("/")[0] == 200, timeout=180)
-        yield Deployed(STACK, image)
+        wait_until("the scoreboard", lambda: http_get("/scores.json")[0] == 200, timeout=90)
+        yield Deployed(stack, image)
     finally:
         for svc in ("manager", "ping", "pong", "scoreboard", "proxy", "nats"):
             logs = subprocess.run(
-                ["docker", "service", "logs", "--tail", "40", f"{STACK}_{svc}"],
+                ["docker", "service", "logs", "--tail", "40", f"{stack}_{svc}"],
                 capture_output=True,
                 text=True,
                 timeout=60,
                 check=False,
             )
             print(f"--- {svc} (last lines)\n{logs.stdout}{logs.stderr}")
-        sh(down, STACK, timeout=180, check=False)
+        sh(down, stack, timeout=180, check=False)
+
+
+@pytest.fixture(scope="module")
+def stack(image: str) -> Iterator[Deployed]:
+    """stack.yml deployed as ``pptest``; removed with swarm-down afterwards, pass or fail."""
+    with deployed(STACK, image, ["stack.yml"]) as d:
+        yield d
+
+
+@pytest.fixture(scope="module")
+def cluster_stack(image: str) -> Iterator[Deployed]:
+    """stack.yml with the 3-server NATS cluster (nats/cluster.yml) as ``ppcluster``."""
+    with deployed(
+        "ppcluster",
+        image,
+        ["stack.yml", "nats/cluster.yml"],
+        env={"NATS_PLACEMENT": "node.platform.os == linux"},
+    ) as d:
+        yield d
