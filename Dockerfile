@@ -25,7 +25,9 @@ RUN python3 -m venv /opt/pingpong \
 
 FROM ${PYTHON_IMAGE}
 COPY --from=build /opt/pingpong /opt/pingpong
-RUN groupadd --system pingpong && useradd --system --gid pingpong --no-create-home pingpong
+# a fixed uid, so Docker secrets can be given to it (stack.yml: uid 10001, mode 0400)
+RUN groupadd --system --gid 10001 pingpong \
+ && useradd --system --uid 10001 --gid pingpong --no-create-home pingpong
 ENV PATH=/opt/pingpong/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \

@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 PYTHON_IMAGE ?= python:3.12-slim
 IMAGE        ?= pingpong:latest
 
-.PHONY: wheelhouse image install up test test-slow test-swarm test-browser test-all lint fmt bench clean
+.PHONY: secrets wheelhouse image install up test test-slow test-swarm test-browser test-all lint fmt bench clean
 
 install: $(STAMP)            ## a virtualenv with pingpong and its dev tools
 
@@ -47,6 +47,9 @@ fmt: install
 wheelhouse: install         ## wheels of pingpong and its dependencies (this machine's Python)
 	$(PY) -m pip wheel -q --wheel-dir wheelhouse .
 	$(PY) -m pip download -q --dest wheelhouse --only-binary=:all: 'setuptools>=77'
+
+secrets: install             ## NATS passwords per role for stack.yml (./secrets, 0700)
+	$(VENV)/bin/pingpong auth-secrets secrets
 
 image: wheelhouse            ## the one image for every service (IMAGE, PYTHON_IMAGE)
 	docker build --build-arg PYTHON_IMAGE=$(PYTHON_IMAGE) -t $(IMAGE) .

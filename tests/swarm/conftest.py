@@ -155,6 +155,8 @@ def deployed(
         **(env or {}),
     }
     compose = [arg for f in files for arg in ("-c", str(ROOT / f))]
+    # fresh NATS passwords for every role: the files stack.yml makes Docker secrets of
+    sh(sys.executable, "-m", "pingpong", "auth-secrets", str(ROOT / "secrets"))
     try:
         sh("docker", "stack", "deploy", "--resolve-image", "never", *compose, stack, env=env)
         wait_until("a game on 127.0.0.1:3000", lambda: http_get("/")[0] == 200, timeout=180)

@@ -138,3 +138,44 @@ def test_kills_and_rolling_updates_under_load_lose_no_game(stack: Deployed) -> N
     after = settled_games()
     assert after - before == load.ok
     assert scores().aborted == aborted_before
+
+
+def test_nats_refuses_anonymous_and_players_cannot_forge_results(stack: Deployed) -> None:
+    """In the stack every role is its own NATS user (Docker secrets), as in pingpong up."""
+    nats = sh(
+        "docker",
+        "ps",
+        "-q",
+        "--filter",
+        f"label=com.docker.swarm.service.name={stack.service('nats')}",
+    ).split()[0]
+    log = sh("docker", "logs", nats, check=False)
+    player = sh(
+        "docker",
+        "ps",
+        "-q",
+        "--filter",
+        f"label=com.docker.swarm.service.name={stack.service('ping')}",
+    ).split()[0]
+    script = (
+        "import asyncio, nats\n"
+        "async def main():\n"
+        "    try:\n"
+        "        await nats.connect('nats://nats:4222', allow_reconnect=False,"
+        " max_reconnect_attempts=0)\n"
+        "        print('anonymous: connected')\n"
+        "    except Exception as e:\n"
+        "        print('anonymous:', e)\n"
+        "    errors = []\n"
+        "    async def cb(e): errors.append(str(e))\n"
+        "    pw = open('/run/secrets/nats_password').read().strip()\n"
+        "    nc = await nats.connect('nats://nats:4222', user='ping', password=pw, error_cb=cb)\n"
+        "    await nc.publish('rally.forged.finished', b'{}')\n"
+        "    await nc.flush(); await asyncio.sleep(0.5)\n"
+        "    print('forge:', errors)\n"
+        "    await nc.close()\n"
+        "asyncio.run(main())\n"
+    )
+    out = sh("docker", "exec", player, "python3", "-c", script)
+    assert "anonymous: nats: 'Authorization Violation'" in out, out + log
+    assert 'permissions violation for publish to "rally.forged.finished"' in out, out
