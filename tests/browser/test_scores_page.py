@@ -8,7 +8,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from playwright.async_api import Browser, async_playwright
+from playwright.async_api import Browser, async_playwright, expect
 
 from tests.conftest import Services
 
@@ -52,15 +52,13 @@ async def test_the_scores_page_updates_live_without_a_reload(
     page.on("pageerror", lambda e: errors.append(str(e)))
     await page.goto(url + "/scores")
     await page.wait_for_selector("#status.live")
-    await page.wait_for_function("document.getElementById('games').textContent === '0'")
+    await expect(page.locator("#games")).to_have_text("0")
     await page.evaluate("window.notReloaded = true")
     async with aiohttp.ClientSession() as http:
         for _ in range(5):
             async with http.get(url + "/") as r:
                 assert r.status == 200
-    await page.wait_for_function(
-        "document.getElementById('games').textContent === '5'", timeout=10_000
-    )
+    await expect(page.locator("#games")).to_have_text("5", timeout=10_000)
     assert await page.evaluate("window.notReloaded") is True
     shown = [int(await page.inner_text(sel)) for sel in ("#wins-ping", "#wins-pong", "#draws")]
     assert sum(shown) == 5
