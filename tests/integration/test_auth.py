@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import aiohttp
@@ -105,23 +105,40 @@ FORBIDDEN_SUBSCRIBE = [
 ]
 
 
+async def refused(
+    server: NatsServer,
+    role: str,
+    password: str,
+    act: Callable[[Client], Awaitable[object]],
+    report: str,
+) -> None:
+    """``act`` on a connection as ``role``; the server reports the violation ``report``."""
+    errors: list[str] = []
+    nc = await connect(server, role, password, errors)
+    try:
+        await act(nc)
+        await nc.flush()
+
+        async def reported() -> bool:
+            return any(report in e for e in errors)
+
+        await wait_for(reported, timeout=3)
+    finally:
+        await nc.close()
+
+
 @pytest.mark.parametrize(("role", "subject"), FORBIDDEN_PUBLISH)
 async def test_a_role_cannot_publish_outside_its_permissions(
     secured: tuple[NatsServer, dict[str, str]], role: str, subject: str
 ) -> None:
     server, passwords = secured
-    errors: list[str] = []
-    nc = await connect(server, role, passwords[role], errors)
-    try:
-        await nc.publish(subject, b"{}")
-        await nc.flush()
-
-        async def reported() -> bool:
-            return any("permissions violation for publish" in e for e in errors)
-
-        await wait_for(reported, timeout=3)
-    finally:
-        await nc.close()
+    await refused(
+        server,
+        role,
+        passwords[role],
+        lambda nc: nc.publish(subject, b"{}"),
+        "permissions violation for publish",
+    )
 
 
 @pytest.mark.parametrize(("role", "subject"), FORBIDDEN_SUBSCRIBE)
@@ -129,18 +146,13 @@ async def test_a_role_cannot_subscribe_outside_its_permissions(
     secured: tuple[NatsServer, dict[str, str]], role: str, subject: str
 ) -> None:
     server, passwords = secured
-    errors: list[str] = []
-    nc = await connect(server, role, passwords[role], errors)
-    try:
-        await nc.subscribe(subject)
-        await nc.flush()
-
-        async def reported() -> bool:
-            return any("permissions violation for subscription" in e for e in errors)
-
-        await wait_for(reported, timeout=3)
-    finally:
-        await nc.close()
+    await refused(
+        server,
+        role,
+        passwords[role],
+        lambda nc: nc.subscribe(subject),
+        "permissions violation for subscription",
+    )
 
 
 def as_role(settings: Settings, role: str, passwords: dict[str, str]) -> dict[str, object]:
