@@ -21,10 +21,13 @@ SCHEMA_VERSION: Final = 1
 DEFAULT_MAX_ROUNDS: Final = 99
 """Strokes without a miss after which a game is a draw (as the original)."""
 
+GAME_ID_PATTERN: Final = r"^[A-Za-z0-9_-]{1,64}$"
+"""A game id: one subject token of letters, digits, ``-`` and ``_``."""
+
 GameId = Annotated[
     str,
     Field(
-        pattern=r"^[A-Za-z0-9_-]{1,64}$",
+        pattern=GAME_ID_PATTERN,
         description="Identifies one game; a single subject token.",
         examples=["3f9c2a7d41b0"],
     ),

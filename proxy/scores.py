@@ -14,6 +14,7 @@ from aiohttp import web
 from nats.aio.msg import Msg
 
 from pingpong import subjects
+from pingpong.messages import GAME_ID_PATTERN
 from proxy.keys import NATS, SHUTTING_DOWN
 from proxy.middlewares import error
 
@@ -31,7 +32,7 @@ QUEUE: Final = 1000
 SCORES_TIMEOUT: Final = 2.0
 """Seconds to wait for the scoreboard."""
 
-_GAME_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_GAME_ID = re.compile(GAME_ID_PATTERN)
 
 
 async def page(request: web.Request) -> web.FileResponse:
