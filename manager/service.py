@@ -40,10 +40,6 @@ from pingpong.settings import Settings
 
 log = logging.getLogger(__name__)
 
-FINAL_PUBLISH_PATIENCE: Final = 8.0
-"""Seconds to keep trying to store a game's final event (a JetStream cluster electing a
-new stream leader takes a few); retries carry the same message id, so it is stored once."""
-
 
 class Pulse:
     """Heartbeats to the requesters that asked for them (``Pingpong-Heartbeat``).
@@ -195,13 +191,11 @@ class Manager:
                 else str(e)
             )
             log.warning("aborted: %s", reason, extra={"game_id": game_id})
-            await self._final(
-                game_id,
-                "aborted",
-                RallyAborted(
-                    game_id=game_id, manager=self.instance, reason=reason, strokes=strokes, at=now()
-                ),
+            aborted = RallyAborted(
+                game_id=game_id, manager=self.instance, reason=reason, strokes=strokes, at=now()
             )
+            with contextlib.suppress(GameAbortedError):  # logged; the abort is the answer
+                await self._final(game_id, "aborted", aborted)
             raise GameAbortedError(reason, timed_out=timed_out) from None
         await self._final(game_id, "finished", RallyFinished(game=game))
         log.debug("finished: %s", game.winner or "draw", extra={"game_id": game_id})
@@ -211,39 +205,48 @@ class Manager:
         await self.nc.publish(subjects.rally_subject(game_id, kind), encode(event))
 
     async def _final(self, game_id: str, kind: subjects.EventKind, event: Message) -> None:
-        """Store the final event once: JetStream with ``Nats-Msg-Id``, retried; else core."""
+        """Store the final event before the game is answered, so an answered game is in the log.
+
+        Through JetStream with ``Nats-Msg-Id``, retried for ``STORE_TIMEOUT`` (a cluster may be
+        electing a stream leader); a retry of a stored event is stored once. Without the stream
+        (no JetStream), core NATS. Raises :class:`GameAbortedError` if it cannot be stored.
+        """
         subject = subjects.rally_subject(game_id, kind)
         data = encode(event)
         headers = {"Nats-Msg-Id": subjects.finished_msg_id(game_id, kind)}
-        if self.js is not None:
-            loop = asyncio.get_running_loop()
-            deadline = loop.time() + FINAL_PUBLISH_PATIENCE
-            attempt = 0
-            while True:
-                attempt += 1
-                try:
-                    await self.js.publish(subject, data, headers=headers, timeout=2.0)
-                    return
-                except (nats.errors.Error, nats.js.errors.APIError) as e:
-                    if loop.time() >= deadline:
-                        log.error(
-                            "%s event not stored in the log after %d tries (%s); "
-                            "published on core NATS",
-                            kind,
-                            attempt,
-                            e,
-                            extra={"game_id": game_id},
-                        )
-                        break
-                    if attempt == 1:
-                        log.warning(
-                            "storing %s event failed (%s); retrying",
-                            kind,
-                            e,
-                            extra={"game_id": game_id},
-                        )
-                    await asyncio.sleep(0.25)
-        await self.nc.publish(subject, data, headers=headers)
+        if self.js is None:
+            await self.nc.publish(subject, data, headers=headers)
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings.store_timeout
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                await self.js.publish(
+                    subject, data, headers=headers, timeout=min(2.0, self.settings.store_timeout)
+                )
+                if attempt > 1:
+                    log.info(
+                        "%s event stored after %d tries", kind, attempt, extra={"game_id": game_id}
+                    )
+                return
+            except (nats.errors.Error, nats.js.errors.APIError) as e:
+                if loop.time() >= deadline:
+                    reason = (
+                        f"the result of game {game_id} could not be stored in the event log "
+                        f"within {self.settings.store_timeout:g}s ({attempt} tries): {e}"
+                    )
+                    log.error("%s", reason, extra={"game_id": game_id})
+                    raise GameAbortedError(reason) from None
+                if attempt == 1:
+                    log.warning(
+                        "storing %s event failed (%s); retrying",
+                        kind,
+                        e,
+                        extra={"game_id": game_id},
+                    )
+                await asyncio.sleep(0.25)
 
     async def use_event_log(self, stop: asyncio.Event) -> None:
         """Store final events through JetStream once the stream is there (retried)."""
@@ -281,7 +284,7 @@ async def serve(
             ready.set()
         await stop.wait()
         await sub.drain()  # no new games (other managers take them); queued ones start
-        await manager.finish(timeout=settings.game_timeout + 2)
+        await manager.finish(timeout=settings.answer_timeout + 1)
         await log_ready
     finally:
         await bus.wait_closed(nc)

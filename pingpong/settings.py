@@ -47,6 +47,14 @@ class Settings(BaseModel):
         default=3, ge=0, le=20, description="Retries of a swing that timed out or met no player."
     )
     game_timeout: float = Field(default=10.0, gt=0, le=600, description="Seconds a game may last.")
+    store_timeout: float = Field(
+        default=20.0,
+        gt=0,
+        le=600,
+        description="Seconds the manager keeps trying to store a game's result in the event log "
+        "(a NATS cluster electing a new stream leader takes up to ~10 s); "
+        "a game is answered only once its result is stored.",
+    )
     max_games: int = Field(
         default=512, ge=1, le=100_000, description="Games in flight per manager."
     )
@@ -90,6 +98,11 @@ class Settings(BaseModel):
     def servers(self) -> list[str]:
         """The NATS server URLs."""
         return [u.strip() for u in self.nats_url.split(",")]
+
+    @property
+    def answer_timeout(self) -> float:
+        """Seconds a requester waits for a game: play it, store its result, one spare."""
+        return self.game_timeout + self.store_timeout + 1
 
     def instance(self, role: str) -> str:
         """The instance id: ``INSTANCE_ID``, or ``<role>-<pid>@<host>``."""

@@ -72,7 +72,7 @@ async def serve(
     runner = web.AppRunner(
         app,
         access_log=None,
-        shutdown_timeout=settings.game_timeout + 2,
+        shutdown_timeout=settings.answer_timeout + 1,
         keepalive_timeout=30,
         max_line_size=MAX_LINE,
         max_field_size=MAX_LINE,

@@ -84,7 +84,7 @@ async def _play(app: web.Application, payload: bytes) -> tuple[Game, bytes] | we
     games = app[GAMES]
     if not games.ready:
         return error(503, "not connected to NATS; try again shortly", {"Retry-After": "1"})
-    timeout = app[SETTINGS].game_timeout + 1
+    timeout = app[SETTINGS].answer_timeout
     try:
         try:
             msg = await games.request(payload, timeout)

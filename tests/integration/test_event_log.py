@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import aiohttp
@@ -74,3 +75,43 @@ async def test_without_jetstream_the_manager_still_plays_and_publishes_on_core_n
             await services.close()
     finally:
         await server.close()
+
+
+async def test_a_game_is_answered_only_once_its_result_is_stored(
+    services: Services, nc: Client
+) -> None:
+    url = await services.game(players=1)
+    js = nc.jetstream()
+    async with aiohttp.ClientSession() as http:
+        async with http.get(url + "/") as r:  # the manager now stores through the stream
+            assert r.status == 200
+        await js.delete_stream(subjects.STREAM)  # as while a cluster elects a stream leader
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        answer = asyncio.ensure_future(http.get(url + "/"))
+        await asyncio.sleep(1.0)
+        assert not answer.done()
+        assert await bus.ensure_stream(js) is None
+        async with await answer as r:
+            assert r.status == 200
+            game_id = r.headers["X-Game-Id"]
+        assert loop.time() - t0 >= 1.0
+    msg = await js.get_last_msg(subjects.STREAM, subjects.rally_subject(game_id, "finished"))
+    event = decode_event(msg.data or b"")
+    assert isinstance(event, RallyFinished)
+    assert event.game.game_id == game_id
+
+
+async def test_a_game_whose_result_cannot_be_stored_is_answered_503(
+    services: Services, nc: Client
+) -> None:
+    url = await services.game(players=1, store_timeout=1.0)
+    async with aiohttp.ClientSession() as http:
+        async with http.get(url + "/") as r:
+            assert r.status == 200
+        await nc.jetstream().delete_stream(subjects.STREAM)
+        async with http.get(url + "/") as r:
+            body = await r.text()
+            assert r.status == 503
+            assert "could not be stored in the event log within 1s" in body
+            assert body.count("\n") == 1
