@@ -5,6 +5,10 @@ the request dies, or when the connection drops. This client asks the manager
 for heartbeats (``Pingpong-Heartbeat`` header) on its own reply subscription,
 so a manager that goes silent is given up after ``silence`` seconds and a lost
 connection fails every waiting request at once.
+
+No responders is answered at once, except just after games were being played:
+then the managers are most likely moving to another server of a cluster, and the
+request is retried for up to ``FAILOVER_GRACE`` seconds.
 """
 
 from __future__ import annotations
@@ -23,6 +27,12 @@ from pingpong import bus, subjects
 
 HEARTBEAT: Final = 0.5
 """Seconds between a manager's heartbeats, asked for with each request."""
+
+FAILOVER_GRACE: Final = 2.0
+"""Seconds a request keeps retrying no responders when managers answered a moment ago."""
+
+FAILOVER_WINDOW: Final = 10.0
+"""Seconds after the last answered game in which no responders counts as a failover."""
 
 NO_RESPONDERS: Final = "503"
 """The ``Status`` header the server puts on a request that no one serves."""
@@ -53,6 +63,7 @@ class GameClient:
         self._sub: Subscription | None = None
         self._headers = {subjects.HEARTBEAT_HEADER: str(HEARTBEAT)}
         self._loop = asyncio.get_running_loop()
+        self._answered = -FAILOVER_WINDOW  # loop time of the last manager answer
 
     @property
     def ready(self) -> bool:
@@ -73,6 +84,8 @@ class GameClient:
         headers = msg.headers
         if headers and subjects.HEARTBEAT_HEADER in headers and not msg.data:
             return  # still playing
+        if msg.data:  # a manager's answer, not the server's no-responders status
+            self._answered = waiting.heard
         waiting.future.set_result(msg)
 
     async def reconnected(self, within: float) -> bool:
@@ -94,6 +107,18 @@ class GameClient:
         """The manager's reply (maybe an error reply); raises ``nats.errors.NoRespondersError``,
         ``nats.errors.TimeoutError``, :class:`ManagerSilentError` or :class:`LostConnectionError`.
         """
+        loop = self._loop
+        give_up = loop.time() + FAILOVER_GRACE
+        while True:
+            try:
+                return await self._request(payload, timeout)
+            except nats.errors.NoRespondersError:
+                now = loop.time()
+                if now - self._answered > FAILOVER_WINDOW or now >= give_up:
+                    raise
+            await asyncio.sleep(0.05)
+
+    async def _request(self, payload: bytes, timeout: float) -> Msg:
         token = secrets.token_hex(8)
         loop = self._loop
         now = loop.time()
