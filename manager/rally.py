@@ -1,4 +1,4 @@
-"""The rally loop, apart from I/O: it asks a requester for each swing.
+"""The rally loop, apart from I/O: it asks a requester for the swings.
 
 ``play_game`` is tested against a fake requester; the service passes one that
 sends NATS requests.
@@ -13,7 +13,16 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from pingpong.errors import GameAbortedError, UnansweredError
-from pingpong.messages import DEFAULT_MAX_ROUNDS, Game, Result, Stroke, Swing, SwingReply, now
+from pingpong.messages import (
+    DEFAULT_MAX_ROUNDS,
+    DEFAULT_SWINGS_AHEAD,
+    Game,
+    Result,
+    Stroke,
+    Swing,
+    SwingReply,
+    now,
+)
 from pingpong.subjects import SIDES, Side
 
 Requester = Callable[[Side, Swing], Awaitable[SwingReply]]
@@ -39,10 +48,71 @@ class Limits:
     max_backoff: float = 0.5
     """Seconds at most between two retries."""
 
+    ahead: int = DEFAULT_SWINGS_AHEAD
+    """Strokes asked for at once, split between the sides (1: one swing at a time)."""
+
 
 def other(side: Side) -> Side:
     """The opponent of ``side``."""
     return "pong" if side == "ping" else "ping"
+
+
+class _Ask:
+    """One swing request of a round, with its retries: the reply, its latency, its tries."""
+
+    def __init__(
+        self,
+        request: Requester,
+        side: Side,
+        swing: Swing,
+        limits: Limits,
+        clock: Callable[[], float],
+        sleep: Callable[[float], Awaitable[None]],
+    ) -> None:
+        self.side = side
+        self.first = swing.stroke
+        self.latency_ms = 0.0
+        self.attempts = 0
+        self.task = asyncio.ensure_future(self._run(request, swing, limits, clock, sleep))
+
+    async def _run(
+        self,
+        request: Requester,
+        swing: Swing,
+        limits: Limits,
+        clock: Callable[[], float],
+        sleep: Callable[[float], Awaitable[None]],
+    ) -> SwingReply:
+        side = self.side
+        while True:
+            self.attempts += 1
+            t0 = clock()
+            try:
+                reply = await request(side, swing)
+                n = len(reply.results)
+                if (
+                    reply.side != side
+                    or n > swing.count
+                    or (n < swing.count and reply.results[-1] is not Result.MISS)
+                ):
+                    raise UnansweredError(f"a {side} player answered {n} of {swing.count} swings")
+            except UnansweredError as e:
+                if self.attempts > limits.retries:
+                    raise GameAbortedError(
+                        f"no {side} player answered stroke {swing.stroke} "
+                        f"({self.attempts} tries, last: {e})"
+                    ) from None
+                await sleep(min(limits.backoff * 2 ** (self.attempts - 1), limits.max_backoff))
+                continue
+            self.latency_ms = (clock() - t0) * 1000
+            return reply
+
+    def settle(self) -> None:
+        """Cancel the request if it is still out; collect what it raised if it is done."""
+        if not self.task.done():
+            self.task.cancel()
+        elif not self.task.cancelled():
+            self.task.exception()
 
 
 async def play_game(
@@ -56,43 +126,53 @@ async def play_game(
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     started_at: datetime | None = None,
 ) -> Game:
-    """Play one game to a winner or a draw; raise :class:`GameAbortedError` if a side is gone."""
+    """Play one game to a winner or a draw; raise :class:`GameAbortedError` if a side is gone.
+
+    Strokes are asked for ``limits.ahead`` at a time: both sides get one request for
+    their strokes of the round, at once. The game is the strokes up to the first MISS.
+    """
     start = clock()
     started_at = started_at or now()
     strokes: list[Stroke] = []
     winner: Side | None = None
     winner_instance: str | None = None
-    for n in range(1, limits.max_rounds + 1):
-        side = SIDES[(n - 1) % 2]
-        swing = Swing(game_id=game_id, stroke=n)
-        attempt = 0
-        while True:
-            attempt += 1
-            t0 = clock()
-            try:
-                reply = await request(side, swing)
-                break
-            except UnansweredError as e:
-                if attempt > limits.retries:
-                    raise GameAbortedError(
-                        f"no {side} player answered stroke {n} ({attempt} tries, last: {e})"
-                    ) from None
-                await sleep(min(limits.backoff * 2 ** (attempt - 1), limits.max_backoff))
-        stroke = Stroke(
-            stroke=n,
-            side=side,
-            instance=reply.instance,
-            result=reply.result,
-            latency_ms=(clock() - t0) * 1000,
-            attempts=attempt,
-        )
-        strokes.append(stroke)
-        if on_stroke is not None:
-            await on_stroke(stroke)
-        if reply.result is Result.MISS:
-            winner = other(side)
-            winner_instance = strokes[-2].instance if len(strokes) > 1 else None
-            break
+    n = 1
+    while n <= limits.max_rounds and winner is None:
+        last = min(n + limits.ahead - 1, limits.max_rounds)
+        asks = {
+            SIDES[(first - 1) % 2]: _Ask(
+                request,
+                SIDES[(first - 1) % 2],
+                Swing(game_id=game_id, stroke=first, count=(last - first) // 2 + 1),
+                limits,
+                clock,
+                sleep,
+            )
+            for first in range(n, min(n + 2, last + 1))
+        }
+        try:
+            for k in range(n, last + 1):
+                ask = asks[SIDES[(k - 1) % 2]]
+                reply = await ask.task
+                stroke = Stroke(
+                    stroke=k,
+                    side=ask.side,
+                    instance=reply.instance,
+                    result=reply.results[(k - ask.first) // 2],
+                    latency_ms=ask.latency_ms,
+                    attempts=ask.attempts,
+                )
+                strokes.append(stroke)
+                if on_stroke is not None:
+                    await on_stroke(stroke)
+                if stroke.result is Result.MISS:
+                    winner = other(ask.side)
+                    winner_instance = strokes[-2].instance if len(strokes) > 1 else None
+                    break
+        finally:
+            for ask in asks.values():
+                ask.settle()
+        n = last + 1
     return Game(
         game_id=game_id,
         strokes=tuple(strokes),

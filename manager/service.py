@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import secrets
 from typing import Final
@@ -102,7 +103,11 @@ class Manager:
         self.settings = settings
         self.instance = instance
         self.js = js
-        self.limits = Limits(max_rounds=settings.max_rounds, retries=settings.swing_retries)
+        self.limits = Limits(
+            max_rounds=settings.max_rounds,
+            retries=settings.swing_retries,
+            ahead=settings.swings_ahead,
+        )
         self._slots = asyncio.Semaphore(settings.max_games)
         self._tasks: set[asyncio.Task[None]] = set()
         self._swing_subjects = {side: subjects.swing_subject(side) for side in subjects.SIDES}
@@ -161,7 +166,7 @@ class Manager:
         game_id = request.game_id or new_game_id()
         limits = self.limits
         if request.max_rounds is not None:
-            limits = Limits(max_rounds=request.max_rounds, retries=limits.retries)
+            limits = dataclasses.replace(limits, max_rounds=request.max_rounds)
         started_at = now()
         await self._event(
             game_id,

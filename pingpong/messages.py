@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Final, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
 from pingpong.errors import BadMessageError
 from pingpong.subjects import Side
@@ -20,6 +20,12 @@ SCHEMA_VERSION: Final = 1
 
 DEFAULT_MAX_ROUNDS: Final = 99
 """Strokes without a miss after which a game is a draw (as the original)."""
+
+DEFAULT_SWINGS_AHEAD: Final = 16
+"""Strokes the manager asks for at once (8 a side): at 85% hits most games need one round."""
+
+MAX_SWING_BATCH: Final = 100
+"""Most swings one request may ask of a player."""
 
 GAME_ID_PATTERN: Final = r"^[A-Za-z0-9_-]{1,64}$"
 """A game id: one subject token of letters, digits, ``-`` and ``_``."""
@@ -59,18 +65,33 @@ class Message(BaseModel):
 
 
 class Swing(Message):
-    """Request on ``<side>.swing``: the ball is coming, hit it."""
+    """Request on ``<side>.swing``: the ball is coming, hit it.
+
+    ``count`` asks for this side's next strokes at once (``stroke``, ``stroke + 2``, ...),
+    so a rally needs fewer round trips; the player stops at its first MISS.
+    """
 
     game_id: GameId
     stroke: int = Field(ge=1, le=100_000, description="1 for the serve.", examples=[1])
+    count: int = Field(
+        default=1, ge=1, le=MAX_SWING_BATCH, description="Swings in a row asked for.", examples=[8]
+    )
 
 
 class SwingReply(Message):
-    """Reply to a :class:`Swing`."""
+    """Reply to a :class:`Swing`: one result per stroke swung, up to the first MISS."""
 
     side: Side = Field(description="The side that swung.", examples=["ping"])
     instance: Instance
-    result: Result = Field(examples=["HIT"])
+    results: tuple[Result, ...] = Field(
+        min_length=1, max_length=MAX_SWING_BATCH, examples=[["HIT", "HIT", "MISS"]]
+    )
+
+    @model_validator(mode="after")
+    def _stops_at_the_first_miss(self) -> SwingReply:
+        if Result.MISS in self.results[:-1]:
+            raise ValueError("results go on after a MISS")
+        return self
 
 
 class GameRequest(Message):

@@ -17,7 +17,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from pingpong.errors import SettingsError
-from pingpong.messages import DEFAULT_MAX_ROUNDS
+from pingpong.messages import DEFAULT_MAX_ROUNDS, DEFAULT_SWINGS_AHEAD, MAX_SWING_BATCH
 
 
 class Settings(BaseModel):
@@ -45,6 +45,13 @@ class Settings(BaseModel):
     swing_timeout: float = Field(default=0.5, gt=0, le=60, description="Seconds per swing request.")
     swing_retries: int = Field(
         default=3, ge=0, le=20, description="Retries of a swing that timed out or met no player."
+    )
+    swings_ahead: int = Field(
+        default=DEFAULT_SWINGS_AHEAD,
+        ge=1,
+        le=2 * MAX_SWING_BATCH,
+        description="Strokes the manager asks for at once, half of them of each side "
+        "(1: one swing request at a time, as the original).",
     )
     game_timeout: float = Field(default=10.0, gt=0, le=600, description="Seconds a game may last.")
     store_timeout: float = Field(

@@ -1,6 +1,6 @@
 """The players: ``ping`` and ``pong`` answer every swing with HIT or MISS."""
 
-from players.logic import decide_swing
+from players.logic import decide_swings
 from players.service import serve
 
-__all__ = ["decide_swing", "serve"]
+__all__ = ["decide_swings", "serve"]

@@ -16,13 +16,13 @@ from pingpong import __version__, bus, subjects
 from pingpong.errors import BadMessageError
 from pingpong.messages import Result, Swing, SwingReply, decode, encode
 from pingpong.settings import Settings
-from players.logic import decide_swing
+from players.logic import decide_swings
 
 log = logging.getLogger(__name__)
 
 
 class Player:
-    """Answers swings for one side; the replies are encoded once, up front."""
+    """Answers swings for one side; each distinct reply is encoded once and kept."""
 
     def __init__(
         self, side: subjects.Side, instance: str, hit_chance: int, rng: random.Random | None = None
@@ -31,19 +31,28 @@ class Player:
         self.instance = instance
         self.hit_chance = hit_chance
         self.rng = rng or random.Random()
-        self._replies = {
-            r: encode(SwingReply(side=side, instance=instance, result=r)) for r in Result
-        }
+        self._replies: dict[tuple[int, bool], bytes] = {}  # (hits, then a miss) -> reply
+
+    def reply(self, hits: int, missed: bool) -> bytes:
+        """The encoded reply: ``hits`` HITs, then a MISS if ``missed``."""
+        key = (hits, missed)
+        data = self._replies.get(key)
+        if data is None:
+            results = (Result.HIT,) * hits + ((Result.MISS,) if missed else ())
+            data = encode(SwingReply(side=self.side, instance=self.instance, results=results))
+            self._replies[key] = data
+        return data
 
     async def handle(self, request: Request) -> None:
         """Validate the swing, decide, reply; a malformed swing gets a 400 error reply."""
         try:
-            decode(Swing, request.data)
+            swing = decode(Swing, request.data)
         except BadMessageError as e:
             log.warning("rejected a swing: %s", e)
             await request.respond_error("400", str(e))
             return
-        await request.respond(self._replies[decide_swing(self.hit_chance, self.rng)])
+        hits = decide_swings(self.hit_chance, swing.count, self.rng)
+        await request.respond(self.reply(hits, hits < swing.count))
 
 
 async def serve(

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from pingpong.errors import BadMessageError
@@ -59,7 +61,30 @@ def test_messages_round_trip_through_json() -> None:
 
 
 def test_every_message_carries_the_schema_version() -> None:
-    assert b'"v":1' in encode(SwingReply(side="ping", instance="i", result=Result.HIT))
+    assert b'"v":1' in encode(SwingReply(side="ping", instance="i", results=(Result.HIT,)))
+
+
+def test_a_swing_asks_for_one_stroke_unless_it_says_how_many() -> None:
+    assert decode(Swing, b'{"game_id":"g","stroke":1}').count == 1
+    assert decode(Swing, b'{"game_id":"g","stroke":1,"count":8}').count == 8
+
+
+@pytest.mark.parametrize(
+    ("payload", "expected"),
+    [
+        (b'{"side":"ping","instance":"i","results":[]}', "results: Tuple should have at least 1"),
+        (
+            b'{"side":"ping","instance":"i","results":["MISS","HIT"]}',
+            "Value error, results go on after a MISS",
+        ),
+        (b'{"side":"ping","instance":"i","result":"HIT"}', "results: Field required"),
+    ],
+)
+def test_a_swing_reply_is_one_result_a_stroke_up_to_the_first_miss(
+    payload: bytes, expected: str
+) -> None:
+    with pytest.raises(BadMessageError, match=f"^bad SwingReply: .*{re.escape(expected)}"):
+        decode(SwingReply, payload)
 
 
 @pytest.mark.parametrize(
