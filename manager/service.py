@@ -23,11 +23,9 @@ from manager.rally import Limits, play_game
 from pingpong import bus, subjects
 from pingpong.errors import BadMessageError, GameAbortedError, RemoteError, UnansweredError
 from pingpong.messages import (
-    Game,
     GameRequest,
     Message,
     RallyAborted,
-    RallyFinished,
     RallyStarted,
     RallySwing,
     Stroke,
@@ -35,6 +33,7 @@ from pingpong.messages import (
     SwingReply,
     decode,
     encode,
+    finished_event,
     now,
 )
 from pingpong.settings import Settings
@@ -159,10 +158,10 @@ class Manager:
         finally:
             self._pulse.forget(pulse)
         if msg.reply:
-            await self.nc.publish(msg.reply, encode(game))
+            await self.nc.publish(msg.reply, game)
 
-    async def play(self, request: GameRequest) -> Game:
-        """Play one game, publishing its events; :class:`GameAbortedError` if it cannot end."""
+    async def play(self, request: GameRequest) -> bytes:
+        """Play one game, publishing its events: the game's JSON; :class:`GameAbortedError`."""
         game_id = request.game_id or new_game_id()
         limits = self.limits
         if request.max_rounds is not None:
@@ -200,16 +199,17 @@ class Manager:
                 game_id=game_id, manager=self.instance, reason=reason, strokes=strokes, at=now()
             )
             with contextlib.suppress(GameAbortedError):  # logged; the abort is the answer
-                await self._final(game_id, "aborted", aborted)
+                await self._final(game_id, "aborted", encode(aborted))
             raise GameAbortedError(reason, timed_out=timed_out) from None
-        await self._final(game_id, "finished", RallyFinished(game=game))
+        data = encode(game)
+        await self._final(game_id, "finished", finished_event(data))
         log.debug("finished: %s", game.winner or "draw", extra={"game_id": game_id})
-        return game
+        return data
 
     async def _event(self, game_id: str, kind: subjects.EventKind, event: Message) -> None:
         await self.nc.publish(subjects.rally_subject(game_id, kind), encode(event))
 
-    async def _final(self, game_id: str, kind: subjects.EventKind, event: Message) -> None:
+    async def _final(self, game_id: str, kind: subjects.EventKind, data: bytes) -> None:
         """Store the final event before the game is answered, so an answered game is in the log.
 
         Through JetStream with ``Nats-Msg-Id``, retried for ``STORE_TIMEOUT`` (a cluster may be
@@ -217,7 +217,6 @@ class Manager:
         (no JetStream), core NATS. Raises :class:`GameAbortedError` if it cannot be stored.
         """
         subject = subjects.rally_subject(game_id, kind)
-        data = encode(event)
         headers = {"Nats-Msg-Id": subjects.finished_msg_id(game_id, kind)}
         if self.js is None:
             await self.nc.publish(subject, data, headers=headers)

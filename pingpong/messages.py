@@ -251,3 +251,11 @@ def decode_event(data: bytes) -> RallyEvent:
 def encode(message: Message) -> bytes:
     """The JSON bytes of a message."""
     return message.model_dump_json().encode()
+
+
+def finished_event(game: bytes) -> bytes:
+    """``encode(RallyFinished(game=...))`` from the game's JSON, without encoding it again."""
+    return _FINISHED_HEAD + game + b"}"
+
+
+_FINISHED_HEAD: Final = b'{"v":%d,"kind":"finished","game":' % SCHEMA_VERSION

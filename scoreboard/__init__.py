@@ -1,6 +1,6 @@
 """The scoreboard: folds the event log into exactly-once scores."""
 
-from scoreboard.logic import Tally, fold
+from scoreboard.logic import Tally, fold, fold_all
 from scoreboard.service import serve
 
-__all__ = ["Tally", "fold", "serve"]
+__all__ = ["Tally", "fold", "fold_all", "serve"]

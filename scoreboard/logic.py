@@ -9,6 +9,7 @@ duplicate window let through.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Final
 
 from pydantic import Field
@@ -36,56 +37,80 @@ class Tally(Message):
     recent: tuple[str, ...] = Field(default=(), description="Newest last.")
 
 
-def fold(tally: Tally, event: RallyEvent, seq: int) -> Tally:
+def fold(tally: Tally, event: RallyEvent | None, seq: int) -> Tally:
     """The tally after the event at stream sequence ``seq`` (unchanged if already counted)."""
+    return fold_all(tally, [(event, seq)])
+
+
+def fold_all(tally: Tally, events: Iterable[tuple[RallyEvent | None, int]]) -> Tally:
+    """The tally after a batch of ``(event, stream sequence)``, in stream order.
+
+    Events at or below the tally's sequence are skipped, a game id already counted
+    counts once, and ``None`` (an event that could not be read) only moves the sequence.
+    """
     s = tally.scores
-    if seq <= s.last_seq:
+    last_seq = s.last_seq
+    games, draws, aborted = s.games, s.draws, s.aborted
+    total, longest = s.total_strokes, s.longest_rally
+    wins, by_instance = dict(s.wins), dict(s.wins_by_instance)
+    recent = list(tally.recent)
+    counted = set(recent)
+    summaries: list[GameSummary] = []  # oldest first
+    for event, seq in events:
+        if seq <= last_seq:
+            continue
+        last_seq = seq
+        if isinstance(event, RallyFinished):
+            game = event.game
+            if game.game_id in counted:
+                continue
+            strokes = len(game.strokes)
+            games += 1
+            total += strokes
+            longest = max(longest, strokes)
+            if game.winner is None:
+                draws += 1
+            else:
+                wins[game.winner] = wins.get(game.winner, 0) + 1
+                if game.winner_instance:
+                    by_instance[game.winner_instance] = by_instance.get(game.winner_instance, 0) + 1
+            summary = GameSummary(
+                game_id=game.game_id,
+                outcome="draw" if game.winner is None else "win",
+                winner=game.winner,
+                strokes=strokes,
+                manager=game.manager,
+                at=game.started_at,
+            )
+        elif isinstance(event, RallyAborted):
+            if event.game_id in counted:
+                continue
+            aborted += 1
+            summary = GameSummary(
+                game_id=event.game_id,
+                outcome="aborted",
+                strokes=event.strokes,
+                manager=event.manager,
+                at=event.at,
+            )
+        else:  # started and swing events (and unreadable ones) do not change the scores
+            continue
+        counted.add(summary.game_id)
+        recent.append(summary.game_id)
+        summaries.append(summary)
+    if last_seq == s.last_seq:
         return tally
-    if isinstance(event, RallyFinished):
-        game_id = event.game.game_id
-    elif isinstance(event, RallyAborted):
-        game_id = event.game_id
-    else:  # started and swing events do not change the scores
-        return tally.model_copy(update={"scores": s.model_copy(update={"last_seq": seq})})
-    if game_id in tally.recent:
-        return tally.model_copy(update={"scores": s.model_copy(update={"last_seq": seq})})
-    update: dict[str, object] = {"last_seq": seq}
-    if isinstance(event, RallyFinished):
-        game = event.game
-        strokes = len(game.strokes)
-        games = s.games + 1
-        total = s.total_strokes + strokes
+    update: dict[str, object] = {"last_seq": last_seq}
+    if summaries:
         update.update(
             games=games,
+            draws=draws,
+            aborted=aborted,
             total_strokes=total,
-            average_rally=round(total / games, 3),
-            longest_rally=max(s.longest_rally, strokes),
+            longest_rally=longest,
+            average_rally=round(total / games, 3) if games else 0.0,
+            wins=wins,
+            wins_by_instance=by_instance,
+            last_games=(*reversed(summaries[-LAST_GAMES:]), *s.last_games)[:LAST_GAMES],
         )
-        if game.winner is None:
-            update["draws"] = s.draws + 1
-        else:
-            update["wins"] = {**s.wins, game.winner: s.wins.get(game.winner, 0) + 1}
-            if game.winner_instance:
-                by = dict(s.wins_by_instance)
-                by[game.winner_instance] = by.get(game.winner_instance, 0) + 1
-                update["wins_by_instance"] = by
-        summary = GameSummary(
-            game_id=game_id,
-            outcome="draw" if game.winner is None else "win",
-            winner=game.winner,
-            strokes=strokes,
-            manager=game.manager,
-            at=game.started_at,
-        )
-    else:
-        assert isinstance(event, RallyAborted)
-        update["aborted"] = s.aborted + 1
-        summary = GameSummary(
-            game_id=game_id,
-            outcome="aborted",
-            strokes=event.strokes,
-            manager=event.manager,
-            at=event.at,
-        )
-    update["last_games"] = (summary, *s.last_games)[:LAST_GAMES]
-    return Tally(scores=s.model_copy(update=update), recent=(*tally.recent, game_id)[-RECENT_IDS:])
+    return Tally(scores=s.model_copy(update=update), recent=tuple(recent[-RECENT_IDS:]))

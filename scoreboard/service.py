@@ -24,9 +24,9 @@ from nats.js.kv import KeyValue
 
 from pingpong import bus, subjects
 from pingpong.errors import BadMessageError
-from pingpong.messages import decode_event, encode
+from pingpong.messages import RallyEvent, decode_event, encode
 from pingpong.settings import Settings
-from scoreboard.logic import Tally, fold
+from scoreboard.logic import Tally, fold_all
 
 log = logging.getLogger(__name__)
 
@@ -86,19 +86,15 @@ class Scoreboard:
 
     def folded(self, tally: Tally, msgs: list[Msg]) -> Tally:
         """``tally`` with a batch folded in; a malformed event is logged and skipped."""
+        events: list[tuple[RallyEvent | None, int]] = []
         for msg in msgs:
             seq = msg.metadata.sequence.stream
             try:
-                event = decode_event(msg.data)
+                events.append((decode_event(msg.data), seq))
             except BadMessageError as e:
                 log.warning("skipped stream sequence %d (%s): %s", seq, msg.subject, e)
-                if seq > tally.scores.last_seq:
-                    tally = tally.model_copy(
-                        update={"scores": tally.scores.model_copy(update={"last_seq": seq})}
-                    )
-                continue
-            tally = fold(tally, event, seq)
-        return tally
+                events.append((None, seq))
+        return fold_all(tally, events)
 
     async def store(self, msgs: list[Msg]) -> None:
         """Fold a batch and write it with compare-and-set; reload and refold on a conflict."""

@@ -16,6 +16,7 @@ from pingpong.messages import (
     decode,
     decode_event,
     encode,
+    finished_event,
     now,
 )
 
@@ -122,3 +123,9 @@ def test_a_swing_event_keeps_the_stroke() -> None:
     assert decode_event(encode(RallySwing(game_id="g", stroke=s))) == RallySwing(
         game_id="g", stroke=s
     )
+
+
+def test_a_finished_event_built_from_the_games_json_is_the_one_pydantic_writes() -> None:
+    g = game(stroke(1, "ping", "HIT"), stroke(2, "pong", "MISS"), winner="ping")
+    assert finished_event(encode(g)) == encode(RallyFinished(game=g))
+    assert decode_event(finished_event(encode(g))) == RallyFinished(game=g)

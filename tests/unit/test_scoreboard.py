@@ -10,7 +10,7 @@ from pingpong.messages import (
     now,
 )
 from pingpong.subjects import Side
-from scoreboard import Tally, fold
+from scoreboard import Tally, fold, fold_all
 from scoreboard.logic import LAST_GAMES
 
 
@@ -88,3 +88,21 @@ def test_only_the_last_twenty_games_are_listed() -> None:
         t = fold(t, finished(f"g{n}", 2, "ping"), n)
     assert len(t.scores.last_games) == LAST_GAMES
     assert t.scores.last_games[0].game_id == "g30"
+
+
+def test_a_batch_folds_to_the_same_tally_as_its_events_one_by_one() -> None:
+    events = [
+        (finished("a", 3, "pong"), 4),
+        (None, 5),  # unreadable: only its sequence counts
+        (aborted("b"), 6),
+        (finished("a", 3, "pong"), 7),  # the same game again
+        (finished("c", 99, None), 3),  # already folded in
+        *((finished(f"g{n}", n % 9 + 1, "ping"), 10 + n) for n in range(30)),
+    ]
+    one_by_one = Tally()
+    for event, seq in events:
+        one_by_one = fold(one_by_one, event, seq)
+    batched = fold_all(Tally(), events)
+    assert batched == one_by_one
+    assert (batched.scores.games, batched.scores.aborted, batched.scores.last_seq) == (31, 1, 39)
+    assert fold_all(batched, events) is batched  # nothing new
