@@ -122,6 +122,7 @@ async def play_game(
     limits: Limits,
     on_stroke: StrokeSink | None = None,
     *,
+    on_start: Callable[[], Awaitable[None]] | None = None,
     clock: Callable[[], float] = time.perf_counter,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     started_at: datetime | None = None,
@@ -130,6 +131,8 @@ async def play_game(
 
     Strokes are asked for ``limits.ahead`` at a time: both sides get one request for
     their strokes of the round, at once. The game is the strokes up to the first MISS.
+    ``on_start`` is awaited once the first swings are on their way (the manager publishes
+    the started event then, so both leave in one write to the socket).
     """
     start = clock()
     started_at = started_at or now()
@@ -151,6 +154,8 @@ async def play_game(
             for first in range(n, min(n + 2, last + 1))
         }
         try:
+            if n == 1 and on_start is not None:
+                await on_start()
             for k in range(n, last + 1):
                 ask = asks[SIDES[(k - 1) % 2]]
                 reply = await ask.task

@@ -167,13 +167,13 @@ class Manager:
         if request.max_rounds is not None:
             limits = dataclasses.replace(limits, max_rounds=request.max_rounds)
         started_at = now()
-        await self._event(
-            game_id,
-            "started",
-            RallyStarted(
-                game_id=game_id, manager=self.instance, max_rounds=limits.max_rounds, at=started_at
-            ),
+        started = RallyStarted(
+            game_id=game_id, manager=self.instance, max_rounds=limits.max_rounds, at=started_at
         )
+
+        async def on_start() -> None:
+            await self._event(game_id, "started", started)
+
         strokes = 0
         swing_subject = subjects.rally_subject(game_id, "swing")
 
@@ -185,7 +185,13 @@ class Manager:
         try:
             async with asyncio.timeout(self.settings.game_timeout):
                 game = await play_game(
-                    self.swing, game_id, self.instance, limits, on_stroke, started_at=started_at
+                    self.swing,
+                    game_id,
+                    self.instance,
+                    limits,
+                    on_stroke,
+                    on_start=on_start,
+                    started_at=started_at,
                 )
         except (GameAbortedError, TimeoutError) as e:
             timed_out = isinstance(e, TimeoutError)

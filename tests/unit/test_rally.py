@@ -184,3 +184,20 @@ async def test_every_stroke_reaches_the_sink_in_order_before_the_game_ends() -> 
     game = await play_game(FakeRequester(miss_at=4), "g", "m", Limits(), sink, sleep=no_sleep)
     assert seen == list(game.strokes)
     assert [s.stroke for s in seen] == [1, 2, 3, 4]
+
+
+async def test_the_start_callback_runs_once_before_the_first_stroke_even_over_several_rounds() -> (
+    None
+):
+    order: list[str] = []
+
+    async def on_start() -> None:
+        order.append("started")
+
+    async def sink(s: Stroke) -> None:
+        order.append(f"stroke {s.stroke}")
+
+    fake = FakeRequester(miss_at=5)
+    await play_game(fake, "g", "m", Limits(ahead=2), sink, on_start=on_start, sleep=no_sleep)
+    assert order == ["started", *(f"stroke {n}" for n in range(1, 6))]
+    assert len(fake.calls) == 6  # three rounds of two requests
