@@ -132,41 +132,38 @@ async def test_with_no_manager_the_proxy_answers_503_at_once(services: Services)
         assert time.perf_counter() - t0 < 1.0
 
 
-async def test_a_manager_back_within_the_failover_grace_takes_a_game_that_met_no_manager(
-    services: Services,
-) -> None:
+async def managers_just_gone(services: Services, http: aiohttp.ClientSession) -> str:
+    """A game played, then its only manager stopped: the proxy's URL."""
     await services.player("ping")
     await services.player("pong")
     manager = await services.manager(1)
     url = await services.proxy()
+    async with http.get(url + "/") as r:
+        assert r.status == 200  # managers were here a moment ago
+    await manager.shutdown()
+    return url
+
+
+async def test_a_manager_back_within_the_failover_grace_takes_a_game_that_met_no_manager(
+    services: Services,
+) -> None:
     async with aiohttp.ClientSession() as http:
-        async with http.get(url + "/") as r:
-            assert r.status == 200  # managers were here a moment ago
-        await manager.shutdown()
+        url = await managers_just_gone(services, http)
         answer = asyncio.ensure_future(http.get(url + "/"))
         await asyncio.sleep(0.5)  # as while managers move to another server of a cluster
         assert not answer.done()
         await services.manager(2)
         async with await answer as r:
             assert r.status == 200
-            assert (await r.text()).splitlines()[-1] in {
-                "The winner is PING",
-                "The winner is PONG",
-                "DRAW",
-            }
+            last = (await r.text()).splitlines()[-1]
+            assert last in {"The winner is PING", "The winner is PONG", "DRAW"}
 
 
 async def test_managers_gone_past_the_failover_grace_give_503_within_about_two_seconds(
     services: Services,
 ) -> None:
-    await services.player("ping")
-    await services.player("pong")
-    manager = await services.manager(1)
-    url = await services.proxy()
     async with aiohttp.ClientSession() as http:
-        async with http.get(url + "/") as r:
-            assert r.status == 200
-        await manager.shutdown()
+        url = await managers_just_gone(services, http)
         t0 = time.perf_counter()
         async with http.get(url + "/") as r:
             assert r.status == 503
