@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-import secrets
+import random
 from typing import Final
 
 import nats.errors
@@ -27,7 +27,6 @@ from pingpong.messages import (
     Message,
     RallyAborted,
     RallyStarted,
-    RallySwing,
     Stroke,
     Swing,
     SwingReply,
@@ -35,6 +34,7 @@ from pingpong.messages import (
     encode,
     finished_event,
     now,
+    swing_event,
 )
 from pingpong.settings import Settings
 
@@ -87,9 +87,16 @@ class Pulse:
                         await self.nc.publish(reply, b"", headers=beat)
 
 
+_IDS = random.Random()  # seeded from the OS; ids need to be unique, not secret
+
+
 def new_game_id() -> str:
     """A fresh game id: 12 hex digits, one subject token."""
-    return secrets.token_hex(6)
+    return f"{_IDS.getrandbits(48):012x}"
+
+
+REPLY_CACHE: Final = 1024
+"""Distinct swing replies kept decoded (a player's replies repeat: it encodes each once)."""
 
 
 class Manager:
@@ -111,14 +118,23 @@ class Manager:
         self._tasks: set[asyncio.Task[None]] = set()
         self._swing_subjects = {side: subjects.swing_subject(side) for side in subjects.SIDES}
         self._pulse = Pulse(nc)
+        self._inbox = bus.Inbox(nc)
+        self._replies: dict[bytes, SwingReply] = {}
 
     async def swing(self, side: subjects.Side, swing: Swing) -> SwingReply:
         """One swing request; :class:`UnansweredError` on timeout or no responders."""
         try:
-            msg = await self.nc.request(
-                self._swing_subjects[side], encode(swing), timeout=self.settings.swing_timeout
+            msg = await self._inbox.request(
+                self._swing_subjects[side], encode(swing), self.settings.swing_timeout
             )
-            return decode(SwingReply, bus.raise_for_error(msg).data)
+            data = bus.raise_for_error(msg).data
+            reply = self._replies.get(data)
+            if reply is None:
+                reply = decode(SwingReply, data)
+                if len(self._replies) >= REPLY_CACHE:
+                    self._replies.clear()
+                self._replies[data] = reply
+            return reply
         except nats.errors.NoRespondersError:
             raise UnansweredError("no responders") from None
         except nats.errors.TimeoutError:
@@ -180,7 +196,7 @@ class Manager:
         async def on_stroke(stroke: Stroke) -> None:
             nonlocal strokes
             strokes += 1
-            await self.nc.publish(swing_subject, encode(RallySwing(game_id=game_id, stroke=stroke)))
+            await self.nc.publish(swing_subject, swing_event(game_id, stroke))
 
         try:
             async with asyncio.timeout(self.settings.game_timeout):
@@ -233,8 +249,8 @@ class Manager:
         while True:
             attempt += 1
             try:
-                await self.js.publish(
-                    subject, data, headers=headers, timeout=min(2.0, self.settings.store_timeout)
+                await self._inbox.store(
+                    subject, data, min(2.0, self.settings.store_timeout), headers
                 )
                 if attempt > 1:
                     log.info(

@@ -259,3 +259,14 @@ def finished_event(game: bytes) -> bytes:
 
 
 _FINISHED_HEAD: Final = b'{"v":%d,"kind":"finished","game":' % SCHEMA_VERSION
+
+
+def swing_event(game_id: str, stroke: Stroke) -> bytes:
+    """``encode(RallySwing(game_id=game_id, stroke=stroke))`` without building the event.
+
+    ``game_id`` must be valid (it is one subject token, so it needs no JSON escaping).
+    """
+    return b'%s%s","stroke":%s}' % (_SWING_HEAD, game_id.encode(), encode(stroke))
+
+
+_SWING_HEAD: Final = b'{"v":%d,"kind":"swing","game_id":"' % SCHEMA_VERSION

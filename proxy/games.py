@@ -34,9 +34,6 @@ FAILOVER_GRACE: Final = 2.0
 FAILOVER_WINDOW: Final = 10.0
 """Seconds after the last answered game in which no responders counts as a failover."""
 
-NO_RESPONDERS: Final = "503"
-"""The ``Status`` header the server puts on a request that no one serves."""
-
 
 class ManagerSilentError(Exception):
     """The manager that took the game stopped sending heartbeats (it died or hung)."""
@@ -148,6 +145,6 @@ class GameClient:
         finally:
             timer.cancel()
             del self._waiting[token]
-        if msg.headers and msg.headers.get("Status") == NO_RESPONDERS and not msg.data:
+        if bus.is_no_responders(msg):
             raise nats.errors.NoRespondersError
         return msg

@@ -18,6 +18,7 @@ from pingpong.messages import (
     encode,
     finished_event,
     now,
+    swing_event,
 )
 
 
@@ -129,3 +130,11 @@ def test_a_finished_event_built_from_the_games_json_is_the_one_pydantic_writes()
     g = game(stroke(1, "ping", "HIT"), stroke(2, "pong", "MISS"), winner="ping")
     assert finished_event(encode(g)) == encode(RallyFinished(game=g))
     assert decode_event(finished_event(encode(g))) == RallyFinished(game=g)
+
+
+def test_a_swing_event_built_by_hand_is_the_one_pydantic_writes() -> None:
+    s = Stroke(
+        stroke=7, side="pong", instance='pong "2"@h\\x', result="MISS", latency_ms=0.25, attempts=2
+    )
+    assert swing_event("a-b_1", s) == encode(RallySwing(game_id="a-b_1", stroke=s))
+    assert decode_event(swing_event("a-b_1", s)) == RallySwing(game_id="a-b_1", stroke=s)
