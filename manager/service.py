@@ -12,6 +12,7 @@ import contextlib
 import dataclasses
 import logging
 import random
+from collections.abc import Awaitable, Callable
 from typing import Final
 
 import nats.errors
@@ -19,16 +20,20 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
+from manager.batch import Batcher
 from manager.rally import Limits, play_game
 from pingpong import bus, subjects
 from pingpong.errors import BadMessageError, GameAbortedError, RemoteError, UnansweredError
 from pingpong.messages import (
     GameRequest,
+    M,
     Message,
     RallyAborted,
     RallyStarted,
     Stroke,
     Swing,
+    SwingBatch,
+    SwingBatchReply,
     SwingReply,
     decode,
     encode,
@@ -99,6 +104,15 @@ REPLY_CACHE: Final = 1024
 """Distinct swing replies kept decoded (a player's replies repeat: it encodes each once)."""
 
 
+def _read(side: subjects.Side, model: type[M], data: bytes) -> M:
+    """A player's reply as ``model``; a malformed one is logged and counts as unanswered."""
+    try:
+        return decode(model, data)
+    except BadMessageError as e:  # a broken player: let another one answer
+        log.warning("bad reply from a %s player: %s", side, e)
+        raise UnansweredError(str(e)) from None
+
+
 class Manager:
     """Plays games on one NATS connection."""
 
@@ -120,26 +134,42 @@ class Manager:
         self._pulse = Pulse(nc)
         self._inbox = bus.Inbox(nc)
         self._replies: dict[bytes, SwingReply] = {}
+        self._batchers = {
+            side: Batcher(side, self._sender(side), settings.batch_games) for side in subjects.SIDES
+        }
 
     async def swing(self, side: subjects.Side, swing: Swing) -> SwingReply:
-        """One swing request; :class:`UnansweredError` on timeout or no responders."""
+        """One swing, batched with other games' unless ``BATCH_GAMES`` is 1;
+        :class:`UnansweredError` on timeout or no responders."""
+        if self.settings.batch_games > 1:
+            return await self._batchers[side].swing(swing)
+        data = await self._ask(side, self._swing_subjects[side], encode(swing))
+        reply = self._replies.get(data)
+        if reply is None:
+            reply = _read(side, SwingReply, data)
+            if len(self._replies) >= REPLY_CACHE:
+                self._replies.clear()
+            self._replies[data] = reply
+        return reply
+
+    def _sender(self, side: subjects.Side) -> Callable[[SwingBatch], Awaitable[SwingBatchReply]]:
+        subject = subjects.swings_subject(side)
+
+        async def send(batch: SwingBatch) -> SwingBatchReply:
+            return _read(side, SwingBatchReply, await self._ask(side, subject, encode(batch)))
+
+        return send
+
+    async def _ask(self, side: subjects.Side, subject: str, payload: bytes) -> bytes:
+        """A request to a side's players: the reply's data; :class:`UnansweredError`."""
         try:
-            msg = await self._inbox.request(
-                self._swing_subjects[side], encode(swing), self.settings.swing_timeout
-            )
-            data = bus.raise_for_error(msg).data
-            reply = self._replies.get(data)
-            if reply is None:
-                reply = decode(SwingReply, data)
-                if len(self._replies) >= REPLY_CACHE:
-                    self._replies.clear()
-                self._replies[data] = reply
-            return reply
+            msg = await self._inbox.request(subject, payload, self.settings.swing_timeout)
+            return bus.raise_for_error(msg).data
         except nats.errors.NoRespondersError:
             raise UnansweredError("no responders") from None
         except nats.errors.TimeoutError:
             raise UnansweredError(f"timeout after {self.settings.swing_timeout}s") from None
-        except (RemoteError, BadMessageError) as e:  # a broken player: let another one answer
+        except RemoteError as e:  # a broken player: let another one answer
             log.warning("bad reply from a %s player: %s", side, e)
             raise UnansweredError(str(e)) from None
 

@@ -37,12 +37,17 @@ class Role:
 
 
 ROLES: Final[dict[str, Role]] = {
-    "ping": Role(subscribe=[subjects.swing_subject("ping"), "$SRV.>"], responses=1),
-    "pong": Role(subscribe=[subjects.swing_subject("pong"), "$SRV.>"], responses=1),
+    **{
+        side: Role(
+            subscribe=[subjects.swing_subject(side), subjects.swings_subject(side), "$SRV.>"],
+            responses=1,
+        )
+        for side in subjects.SIDES
+    },
     "manager": Role(
         publish=[
-            subjects.swing_subject("ping"),
-            subjects.swing_subject("pong"),
+            *(subjects.swing_subject(side) for side in subjects.SIDES),
+            *(subjects.swings_subject(side) for side in subjects.SIDES),
             subjects.RALLY_ALL,
             *_RALLY_ADMIN,
         ],

@@ -27,6 +27,12 @@ DEFAULT_SWINGS_AHEAD: Final = 16
 MAX_SWING_BATCH: Final = 100
 """Most swings one request may ask of a player."""
 
+DEFAULT_BATCH_GAMES: Final = 64
+"""Games whose swings a manager sends to a side in one ``<side>.swings`` request, at most."""
+
+MAX_BATCH_GAMES: Final = 1000
+"""Most games one ``<side>.swings`` request may carry."""
+
 GAME_ID_PATTERN: Final = r"^[A-Za-z0-9_-]{1,64}$"
 """A game id: one subject token of letters, digits, ``-`` and ``_``."""
 
@@ -91,6 +97,37 @@ class SwingReply(Message):
     def _stops_at_the_first_miss(self) -> SwingReply:
         if Result.MISS in self.results[:-1]:
             raise ValueError("results go on after a MISS")
+        return self
+
+
+Results = Annotated[
+    tuple[Result, ...],
+    Field(min_length=1, max_length=MAX_SWING_BATCH, examples=[["HIT", "HIT", "MISS"]]),
+]
+
+
+class SwingBatch(Message):
+    """Request on ``<side>.swings``: the swings of several games at once.
+
+    The manager gathers the swings its games ask of a side in one turn of its
+    event loop into one request, so many games cost one round trip.
+    """
+
+    swings: tuple[Swing, ...] = Field(min_length=1, max_length=MAX_BATCH_GAMES)
+
+
+class SwingBatchReply(Message):
+    """Reply to a :class:`SwingBatch`: the results of each swing, in the request's order."""
+
+    side: Side = Field(examples=["ping"])
+    instance: Instance
+    results: tuple[Results, ...] = Field(min_length=1, max_length=MAX_BATCH_GAMES)
+
+    @model_validator(mode="after")
+    def _each_stops_at_its_first_miss(self) -> SwingBatchReply:
+        for results in self.results:
+            if Result.MISS in results[:-1]:
+                raise ValueError("results go on after a MISS")
         return self
 
 

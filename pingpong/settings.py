@@ -17,7 +17,13 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from pingpong.errors import SettingsError
-from pingpong.messages import DEFAULT_MAX_ROUNDS, DEFAULT_SWINGS_AHEAD, MAX_SWING_BATCH
+from pingpong.messages import (
+    DEFAULT_BATCH_GAMES,
+    DEFAULT_MAX_ROUNDS,
+    DEFAULT_SWINGS_AHEAD,
+    MAX_BATCH_GAMES,
+    MAX_SWING_BATCH,
+)
 
 
 class Settings(BaseModel):
@@ -52,6 +58,14 @@ class Settings(BaseModel):
         le=2 * MAX_SWING_BATCH,
         description="Strokes the manager asks for at once, half of them of each side "
         "(1: one swing request at a time, as the original).",
+    )
+    batch_games: int = Field(
+        default=DEFAULT_BATCH_GAMES,
+        ge=1,
+        le=MAX_BATCH_GAMES,
+        description="Games whose swings the manager sends to a side in one request on "
+        "`<side>.swings`, gathered in one turn of its event loop "
+        "(1: a request per game on `<side>.swing`).",
     )
     game_timeout: float = Field(default=10.0, gt=0, le=600, description="Seconds a game may last.")
     store_timeout: float = Field(

@@ -62,6 +62,11 @@ def swing_subject(side: Side) -> str:
     return f"{side}.swing"
 
 
+def swings_subject(side: Side) -> str:
+    """Where a side's players take the swings of many games at once: ``ping.swings``."""
+    return f"{side}.swings"
+
+
 def swing_queue(side: Side) -> str:
     """The queue group of a side: replicas of one side share the swings."""
     return side

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import random
 
@@ -14,7 +15,15 @@ from nats.micro.request import Request
 
 from pingpong import __version__, bus, subjects
 from pingpong.errors import BadMessageError
-from pingpong.messages import Result, Swing, SwingReply, decode, encode
+from pingpong.messages import (
+    SCHEMA_VERSION,
+    Result,
+    Swing,
+    SwingBatch,
+    SwingReply,
+    decode,
+    encode,
+)
 from pingpong.settings import Settings
 from players.logic import decide_swings
 
@@ -32,6 +41,12 @@ class Player:
         self.hit_chance = hit_chance
         self.rng = rng or random.Random()
         self._replies: dict[tuple[int, bool], bytes] = {}  # (hits, then a miss) -> reply
+        self._results: dict[tuple[int, bool], bytes] = {}  # (hits, then a miss) -> its JSON list
+        self._batch_head = b'{"v":%d,"side":"%s","instance":%s,"results":[' % (
+            SCHEMA_VERSION,
+            side.encode(),
+            json.dumps(instance).encode(),
+        )
 
     def reply(self, hits: int, missed: bool) -> bytes:
         """The encoded reply: ``hits`` HITs, then a MISS if ``missed``."""
@@ -42,6 +57,34 @@ class Player:
             data = encode(SwingReply(side=self.side, instance=self.instance, results=results))
             self._replies[key] = data
         return data
+
+    def results(self, hits: int, missed: bool) -> bytes:
+        """The JSON list of results: ``hits`` HITs, then a MISS if ``missed``."""
+        key = (hits, missed)
+        data = self._results.get(key)
+        if data is None:
+            results = [Result.HIT.value] * hits + ([Result.MISS.value] if missed else [])
+            data = json.dumps(results, separators=(",", ":")).encode()
+            self._results[key] = data
+        return data
+
+    def batch_reply(self, batch: SwingBatch) -> bytes:
+        """The encoded :class:`SwingBatchReply`: every swing of the batch decided, in order."""
+        parts = []
+        for swing in batch.swings:
+            hits = decide_swings(self.hit_chance, swing.count, self.rng)
+            parts.append(self.results(hits, hits < swing.count))
+        return self._batch_head + b",".join(parts) + b"]}"
+
+    async def handle_batch(self, request: Request) -> None:
+        """Validate the batch, decide every swing, reply; a malformed batch gets a 400."""
+        try:
+            batch = decode(SwingBatch, request.data)
+        except BadMessageError as e:
+            log.warning("rejected a swing batch: %s", e)
+            await request.respond_error("400", str(e))
+            return
+        await request.respond(self.batch_reply(batch))
 
     async def handle(self, request: Request) -> None:
         """Validate the swing, decide, reply; a malformed swing gets a 400 error reply."""
@@ -77,7 +120,18 @@ async def serve(
             handler=player.handle,
             queue_group=subjects.swing_queue(side),
         )
-        log.info("serving %s (hit chance %d%%)", subjects.swing_subject(side), settings.hit_chance)
+        await service.add_endpoint(
+            name="swings",
+            subject=subjects.swings_subject(side),
+            handler=player.handle_batch,
+            queue_group=subjects.swing_queue(side),
+        )
+        log.info(
+            "serving %s and %s (hit chance %d%%)",
+            subjects.swing_subject(side),
+            subjects.swings_subject(side),
+            settings.hit_chance,
+        )
         await bus.sync(nc)  # the server has our subscription
         if ready is not None:
             ready.set()

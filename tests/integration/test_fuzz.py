@@ -99,6 +99,14 @@ payloads = st.one_of(
             "game_id": st.text(max_size=70),
             "stroke": st.integers(-5, 200_000),
             "max_rounds": st.integers(-5, 20_000),
+            "count": st.integers(-1, 120),
+            "swings": st.lists(
+                st.fixed_dictionaries(
+                    {"game_id": st.text(max_size=20)},
+                    optional={"stroke": st.integers(-5, 300), "count": st.integers(-1, 120)},
+                ),
+                max_size=5,
+            ),
         },
     ).map(lambda d: json.dumps(d).encode()),
 )
@@ -113,7 +121,9 @@ def still_serves(stack: Stack) -> None:
     assert decode(SwingReply, msg.data).side == "ping"
 
 
-@pytest.mark.parametrize("subject", ["ping.swing", "pong.swing", "game.play", "scores.get"])
+@pytest.mark.parametrize(
+    "subject", ["ping.swing", "pong.swing", "ping.swings", "pong.swings", "game.play", "scores.get"]
+)
 def test_any_payload_on_any_subject_gets_an_answer_and_breaks_nothing(
     stack: Stack, subject: str
 ) -> None:

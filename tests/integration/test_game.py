@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import time
 
@@ -84,6 +85,36 @@ async def test_swings_spread_over_both_replicas_of_each_side(services: Services)
                 games.append(Game.model_validate_json(await r.read()))
     seen = {s.instance for g in games for s in g.strokes}
     assert seen == {"ping-1@test", "ping-2@test", "pong-1@test", "pong-2@test"}
+
+
+async def swing_requests(nc: Client, side: str) -> dict[str, int]:
+    """Requests each endpoint of a side's players took (``nats micro stats``)."""
+    msg = await nc.request(f"$SRV.STATS.{side}", b"", timeout=2)
+    return {e["subject"]: e["num_requests"] for e in json.loads(msg.data)["endpoints"]}
+
+
+@pytest.mark.parametrize(
+    ("batch_games", "used", "unused"),
+    [(64, "ping.swings", "ping.swing"), (1, "ping.swing", "ping.swings")],
+)
+async def test_games_are_batched_on_side_swings_unless_batch_games_is_1(
+    services: Services, nc: Client, batch_games: int, used: str, unused: str
+) -> None:
+    url = await services.game(players=1, batch_games=batch_games)
+    async with aiohttp.ClientSession() as http:
+
+        async def play() -> str:
+            async with http.get(url) as r:
+                assert r.status == 200
+                return await r.text()
+
+        for text in await asyncio.gather(*(play() for _ in range(20))):
+            check_transcript(text)
+    stats = await swing_requests(nc, "ping")
+    assert stats[used] > 0
+    assert stats[unused] == 0
+    if batch_games > 1:  # 20 games at once need fewer requests than games
+        assert stats[used] < 20
 
 
 async def test_the_events_of_a_game_arrive_in_order_and_match_its_transcript(

@@ -8,7 +8,15 @@ from pathlib import Path
 from nats.aio.client import Client
 
 from pingpong import subjects
-from pingpong.messages import Swing, SwingReply, decode, encode
+from pingpong.messages import (
+    Result,
+    Swing,
+    SwingBatch,
+    SwingBatchReply,
+    SwingReply,
+    decode,
+    encode,
+)
 from tests.conftest import Services, wait_for
 
 
@@ -38,14 +46,40 @@ async def test_a_malformed_swing_gets_an_error_reply_and_the_player_keeps_servin
     assert decode(SwingReply, msg.data).side == "ping"
 
 
+async def test_a_player_answers_a_batch_of_swings_one_result_list_per_swing_in_order(
+    services: Services, nc: Client
+) -> None:
+    await services.player("ping", 1, hit_chance=100)
+    batch = SwingBatch(swings=tuple(Swing(game_id=f"g{n}", stroke=1, count=n) for n in (1, 5, 3)))
+    msg = await nc.request(subjects.swings_subject("ping"), encode(batch), timeout=2)
+    reply = decode(SwingBatchReply, msg.data)
+    assert (reply.side, reply.instance) == ("ping", "ping-1@test")
+    assert reply.results == ((Result.HIT,), (Result.HIT,) * 5, (Result.HIT,) * 3)
+
+
+async def test_a_malformed_batch_gets_an_error_reply_and_the_player_keeps_serving(
+    services: Services, nc: Client
+) -> None:
+    await services.player("pong", 1)
+    subject = subjects.swings_subject("pong")
+    for bad in (b"[]", b'{"swings": []}', b'{"swings": [{"game_id": "g", "stroke": 0}]}'):
+        msg = await nc.request(subject, bad, timeout=2)
+        assert msg.headers is not None
+        assert msg.headers["Nats-Service-Error-Code"] == "400"
+        assert msg.headers["Nats-Service-Error"].startswith("bad SwingBatch: ")
+    batch = SwingBatch(swings=(Swing(game_id="g", stroke=2),))
+    msg = await nc.request(subject, encode(batch), timeout=2)
+    assert len(decode(SwingBatchReply, msg.data).results) == 1
+
+
 async def test_players_are_discoverable_as_micro_services(services: Services, nc: Client) -> None:
     await services.player("ping", 1)
     msg = await nc.request("$SRV.INFO.ping", b"", timeout=2)
     info = json.loads(msg.data)
     assert info["name"] == "ping"
     assert info["metadata"]["instance"] == "ping-1@test"
-    assert info["endpoints"][0]["subject"] == "ping.swing"
-    assert info["endpoints"][0]["queue_group"] == "ping"
+    endpoints = {e["subject"]: e["queue_group"] for e in info["endpoints"]}
+    assert endpoints == {"ping.swing": "ping", "ping.swings": "ping"}
 
 
 async def test_a_connected_service_keeps_its_health_file_fresh(

@@ -1,0 +1,90 @@
+"""Swings of many games in one request: what the manager's games ask of a side in
+one turn of the event loop leaves as one :class:`SwingBatch`.
+
+Apart from I/O: the batcher is given the function that sends a batch, and is
+tested against a fake one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+from pingpong.errors import UnansweredError
+from pingpong.messages import Result, Swing, SwingBatch, SwingBatchReply, SwingReply
+from pingpong.subjects import Side
+
+Sender = Callable[[SwingBatch], Awaitable[SwingBatchReply]]
+"""Sends a batch to a side and returns the reply; raises :class:`UnansweredError`."""
+
+_REPLY_CACHE = 1024
+"""Distinct per-game replies kept (a player instance and its results)."""
+
+
+class Batcher:
+    """Gathers the swings asked of one side and sends them together.
+
+    :meth:`swing` queues a swing and returns its reply's future; the queue leaves at
+    the end of the current turn of the event loop, or at once when it holds
+    ``max_games`` swings. A batch that is not answered fails every swing in it with
+    :class:`UnansweredError` (each game retries on its own, in a later batch).
+    """
+
+    def __init__(self, side: Side, send: Sender, max_games: int) -> None:
+        self.side = side
+        self.send = send
+        self.max_games = max_games
+        self._queued: list[tuple[Swing, asyncio.Future[SwingReply]]] = []
+        self._sending: set[asyncio.Task[None]] = set()
+        self._replies: dict[tuple[str, tuple[Result, ...]], SwingReply] = {}
+
+    def swing(self, swing: Swing) -> asyncio.Future[SwingReply]:
+        """Queue ``swing``; the future of its reply."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[SwingReply] = loop.create_future()
+        if not self._queued:
+            loop.call_soon(self._flush)
+        self._queued.append((swing, future))
+        if len(self._queued) >= self.max_games:
+            self._flush()
+        return future
+
+    def _flush(self) -> None:
+        batch = [(swing, future) for swing, future in self._queued if not future.done()]
+        self._queued = []
+        if batch:
+            task = asyncio.ensure_future(self._send(batch))
+            self._sending.add(task)
+            task.add_done_callback(self._sending.discard)
+
+    async def _send(self, batch: list[tuple[Swing, asyncio.Future[SwingReply]]]) -> None:
+        try:
+            reply = await self.send(SwingBatch(swings=tuple(swing for swing, _ in batch)))
+            if reply.side != self.side or len(reply.results) != len(batch):
+                raise UnansweredError(
+                    f"a {reply.side} player answered {len(reply.results)} of "
+                    f"{len(batch)} {self.side} swings"
+                )
+        except UnansweredError as e:
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(UnansweredError(str(e)))
+            return
+        for (_, future), results in zip(batch, reply.results, strict=True):
+            if not future.done():
+                future.set_result(self._reply(reply.side, reply.instance, results))
+
+    def _reply(self, side: Side, instance: str, results: tuple[Result, ...]) -> SwingReply:
+        key = (instance, results)
+        reply = self._replies.get(key)
+        if reply is None:
+            reply = SwingReply(side=side, instance=instance, results=results)
+            if len(self._replies) >= _REPLY_CACHE:
+                self._replies.clear()
+            self._replies[key] = reply
+        return reply
+
+    async def idle(self) -> None:
+        """Wait for the batches on their way."""
+        if self._sending:
+            await asyncio.wait(list(self._sending))

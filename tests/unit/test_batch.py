@@ -1,0 +1,98 @@
+"""The manager's swing batcher, against a fake sender."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from manager.batch import Batcher
+from pingpong.errors import UnansweredError
+from pingpong.messages import Result, Swing, SwingBatch, SwingBatchReply
+
+HIT, MISS = Result.HIT, Result.MISS
+
+
+class FakePlayer:
+    """Answers each swing of a batch with ``count`` HITs, or fails as told."""
+
+    def __init__(self, fail: Exception | None = None, drop_last: bool = False) -> None:
+        self.batches: list[SwingBatch] = []
+        self.fail = fail
+        self.drop_last = drop_last
+
+    async def send(self, batch: SwingBatch) -> SwingBatchReply:
+        self.batches.append(batch)
+        await asyncio.sleep(0)
+        if self.fail is not None:
+            raise self.fail
+        results = [(HIT,) * s.count for s in batch.swings]
+        if self.drop_last:
+            results = results[:-1] or [(MISS,)]
+        return SwingBatchReply(side="ping", instance="ping-1@t", results=tuple(results))
+
+
+def swing(game: str, count: int = 1) -> Swing:
+    return Swing(game_id=game, stroke=1, count=count)
+
+
+async def test_swings_asked_in_one_turn_leave_as_one_batch_and_each_game_gets_its_own_reply() -> (
+    None
+):
+    player = FakePlayer()
+    batcher = Batcher("ping", player.send, max_games=64)
+    futures = [batcher.swing(swing(f"g{n}", count=n)) for n in range(1, 6)]
+    replies = await asyncio.gather(*futures)
+    assert [[s.game_id for s in b.swings] for b in player.batches] == [
+        ["g1", "g2", "g3", "g4", "g5"]
+    ]
+    assert [len(r.results) for r in replies] == [1, 2, 3, 4, 5]
+    assert {r.instance for r in replies} == {"ping-1@t"}
+
+
+async def test_a_full_batch_leaves_at_once_and_the_rest_follows_in_the_next() -> None:
+    player = FakePlayer()
+    batcher = Batcher("ping", player.send, max_games=2)
+    futures = [batcher.swing(swing(f"g{n}")) for n in range(5)]
+    await asyncio.gather(*futures)
+    assert [len(b.swings) for b in player.batches] == [2, 2, 1]
+
+
+async def test_swings_asked_in_later_turns_go_in_later_batches() -> None:
+    player = FakePlayer()
+    batcher = Batcher("ping", player.send, max_games=64)
+    first = batcher.swing(swing("a"))
+    await asyncio.sleep(0)
+    second = batcher.swing(swing("b"))
+    await asyncio.gather(first, second)
+    assert [[s.game_id for s in b.swings] for b in player.batches] == [["a"], ["b"]]
+
+
+async def test_an_unanswered_batch_fails_every_swing_in_it() -> None:
+    player = FakePlayer(fail=UnansweredError("timeout after 0.5s"))
+    batcher = Batcher("ping", player.send, max_games=64)
+    futures = [batcher.swing(swing(f"g{n}")) for n in range(3)]
+    results = await asyncio.gather(*futures, return_exceptions=True)
+    assert all(isinstance(r, UnansweredError) for r in results)
+    assert {str(r) for r in results} == {"timeout after 0.5s"}
+
+
+async def test_a_reply_with_too_few_results_fails_every_swing_instead_of_misplacing_them() -> None:
+    player = FakePlayer(drop_last=True)
+    batcher = Batcher("ping", player.send, max_games=64)
+    futures = [batcher.swing(swing(f"g{n}")) for n in range(3)]
+    results = await asyncio.gather(*futures, return_exceptions=True)
+    assert all(isinstance(r, UnansweredError) for r in results)
+    assert "answered 2 of 3" in str(results[0])
+
+
+async def test_a_swing_whose_game_gave_up_before_the_batch_left_is_not_sent() -> None:
+    player = FakePlayer()
+    batcher = Batcher("ping", player.send, max_games=64)
+    gone = batcher.swing(swing("gone"))
+    kept = batcher.swing(swing("kept"))
+    gone.cancel()
+    await kept
+    assert [[s.game_id for s in b.swings] for b in player.batches] == [["kept"]]
+    with pytest.raises(asyncio.CancelledError):
+        await gone
