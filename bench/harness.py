@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import sys
 import tempfile
@@ -33,7 +34,7 @@ from pingpong.local import (
     nats_child,
     rss_mb,
 )
-from pingpong.messages import Game, GameRequest, decode, encode
+from pingpong.messages import GameRequest, encode
 
 
 @dataclass(frozen=True)
@@ -227,9 +228,9 @@ async def run_bench(options: BenchOptions, out: TextIO = sys.stdout) -> dict[str
 
             request = encode(GameRequest())
 
-            async def via_nats() -> int:
+            async def via_nats() -> int:  # counts strokes; the proxy's path validates
                 msg = await nc.request(subjects.GAME_PLAY, request, timeout=15)
-                return len(decode(Game, bus.raise_for_error(msg).data).strokes)
+                return len(json.loads(bus.raise_for_error(msg).data)["strokes"])
 
             for c in options.concurrency:
                 samples.append(await measure("games via :3000", via_proxy, c, options, pids))
