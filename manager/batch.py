@@ -8,7 +8,7 @@ tested against a fake one.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 
 from pingpong.errors import UnansweredError
 from pingpong.messages import Result, Swing, SwingBatch, SwingBatchReply, SwingReply
@@ -24,8 +24,8 @@ _REPLY_CACHE = 1024
 class Batcher:
     """Gathers the swings asked of one side and sends them together.
 
-    :meth:`swing` queues a swing and returns its reply's future; the queue leaves at
-    the end of the current turn of the event loop, or at once when it holds
+    :meth:`swing` queues a swing and returns its reply's future; the queue leaves in
+    the next turn of the event loop, or at once when it holds
     ``max_games`` swings. A batch that is not answered fails every swing in it with
     :class:`UnansweredError` (each game retries on its own, in a later batch).
     """
@@ -40,24 +40,31 @@ class Batcher:
 
     def swing(self, swing: Swing) -> asyncio.Future[SwingReply]:
         """Queue ``swing``; the future of its reply."""
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[SwingReply] = loop.create_future()
-        if not self._queued:
-            loop.call_soon(self._flush)
+        future: asyncio.Future[SwingReply] = asyncio.get_running_loop().create_future()
         self._queued.append((swing, future))
         if len(self._queued) >= self.max_games:
-            self._flush()
+            self._start(self._send(self._take()))
+        elif len(self._queued) == 1:  # the first of this turn: a task that sends the turn's
+            self._start(self._send_queued())
         return future
 
-    def _flush(self) -> None:
+    def _take(self) -> list[tuple[Swing, asyncio.Future[SwingReply]]]:
         batch = [(swing, future) for swing, future in self._queued if not future.done()]
         self._queued = []
-        if batch:
-            task = asyncio.ensure_future(self._send(batch))
-            self._sending.add(task)
-            task.add_done_callback(self._sending.discard)
+        return batch
+
+    def _start(self, send: Coroutine[None, None, None]) -> None:
+        task = asyncio.ensure_future(send)
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
+
+    async def _send_queued(self) -> None:
+        """Runs in the next turn of the loop, when this turn's swings are all queued."""
+        await self._send(self._take())
 
     async def _send(self, batch: list[tuple[Swing, asyncio.Future[SwingReply]]]) -> None:
+        if not batch:
+            return
         try:
             reply = await self.send(SwingBatch(swings=tuple(swing for swing, _ in batch)))
             if reply.side != self.side or len(reply.results) != len(batch):
