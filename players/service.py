@@ -17,6 +17,7 @@ from pingpong import __version__, bus, subjects
 from pingpong.errors import BadMessageError
 from pingpong.messages import (
     SCHEMA_VERSION,
+    M,
     Result,
     Swing,
     SwingBatch,
@@ -78,24 +79,26 @@ class Player:
 
     async def handle_batch(self, request: Request) -> None:
         """Validate the batch, decide every swing, reply; a malformed batch gets a 400."""
-        try:
-            batch = decode(SwingBatch, request.data)
-        except BadMessageError as e:
-            log.warning("rejected a swing batch: %s", e)
-            await request.respond_error("400", str(e))
-            return
-        await request.respond(self.batch_reply(batch))
+        batch = await _read(request, SwingBatch)
+        if batch is not None:
+            await request.respond(self.batch_reply(batch))
 
     async def handle(self, request: Request) -> None:
         """Validate the swing, decide, reply; a malformed swing gets a 400 error reply."""
-        try:
-            swing = decode(Swing, request.data)
-        except BadMessageError as e:
-            log.warning("rejected a swing: %s", e)
-            await request.respond_error("400", str(e))
-            return
-        hits = decide_swings(self.hit_chance, swing.count, self.rng)
-        await request.respond(self.reply(hits, hits < swing.count))
+        swing = await _read(request, Swing)
+        if swing is not None:
+            hits = decide_swings(self.hit_chance, swing.count, self.rng)
+            await request.respond(self.reply(hits, hits < swing.count))
+
+
+async def _read(request: Request, model: type[M]) -> M | None:
+    """The request as ``model``; None once a malformed one is logged and answered with a 400."""
+    try:
+        return decode(model, request.data)
+    except BadMessageError as e:
+        log.warning("rejected a request: %s", e)
+        await request.respond_error("400", str(e))
+        return None
 
 
 async def serve(
