@@ -63,6 +63,7 @@ ROLES: Final[dict[str, Role]] = {
             f"{_JS}.CONSUMER.CREATE.{_CONSUMER}.>",
             f"{_JS}.CONSUMER.DURABLE.CREATE.{_CONSUMER}",
             f"{_JS}.CONSUMER.INFO.{_CONSUMER}",
+            f"{_JS}.CONSUMER.DELETE.{_CONSUMER}",
             f"{_JS}.CONSUMER.MSG.NEXT.{_CONSUMER}",
             f"$JS.ACK.{_CONSUMER}.>",
             f"$KV.{subjects.SCORES_BUCKET}.>",

@@ -9,7 +9,7 @@ duplicate window let through.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Final
 
 from pydantic import Field
@@ -114,3 +114,17 @@ def fold_all(tally: Tally, events: Iterable[tuple[RallyEvent | None, int]]) -> T
             last_games=(*reversed(summaries[-LAST_GAMES:]), *s.last_games)[:LAST_GAMES],
         )
     return Tally(scores=s.model_copy(update=update), recent=tuple(recent[-RECENT_IDS:]))
+
+
+def missed(delivered: int, sequences: Sequence[int]) -> int | None:
+    """The first delivery sequence that never arrived, or None.
+
+    ``delivered`` is the consumer's delivery sequence of the last event that arrived
+    (0 before the first); ``sequences`` those of a fetched batch, in order.
+    """
+    expected = delivered + 1
+    for seq in sequences:
+        if seq != expected:
+            return expected
+        expected += 1
+    return None

@@ -2,9 +2,12 @@
 
 After each batch it writes the tally, with the last stream sequence folded in,
 to the KV bucket ``SCORES`` with compare-and-set, and only then acks the batch.
-A crash before the write re-delivers the batch; a crash after it re-delivers
-events whose sequence is already counted, which ``fold`` skips. Serves
-``scores.get`` (queue group ``scoreboard``).
+The tally's sequence is the truth: at start, and whenever a delivery went
+missing (a NATS server died with it on the way: the consumer's delivery
+sequence skips, or the server delivered more than arrived), the consumer is
+made again from the first stream sequence not yet counted. An ack of a later
+event would otherwise ack the missing one too (``AckPolicy.ALL``), and that game
+would never be counted. Serves ``scores.get`` (queue group ``scoreboard``).
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from pingpong import bus, subjects
 from pingpong.errors import BadMessageError
 from pingpong.messages import RallyEvent, decode_event, encode
 from pingpong.settings import Settings
-from scoreboard.logic import Tally, fold_all
+from scoreboard.logic import Tally, fold_all, missed
 
 log = logging.getLogger(__name__)
 
@@ -115,31 +118,44 @@ class Scoreboard:
             return
         raise RuntimeError("scores kept changing under us; giving up this batch")
 
-    async def consume(self, stop: asyncio.Event) -> None:
-        """Fetch, fold, store, ack until ``stop``; ride out NATS outages."""
+    async def subscribe(self) -> JetStreamContext.PullSubscription:
+        """The durable consumer, made afresh from the first stream sequence not yet counted."""
+        with contextlib.suppress(nats.js.errors.NotFoundError):
+            await self.js.delete_consumer(subjects.STREAM, subjects.SCOREBOARD_CONSUMER)
         config = ConsumerConfig(
             durable_name=subjects.SCOREBOARD_CONSUMER,
             filter_subjects=list(subjects.RESULTS),
             ack_policy=AckPolicy.ALL,
-            deliver_policy=DeliverPolicy.ALL,
+            deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+            opt_start_seq=self.tally.scores.last_seq + 1,
             ack_wait=30,
             max_ack_pending=10 * BATCH,
         )
+        return await self.js.pull_subscribe(
+            subjects.RALLY_ALL,
+            durable=subjects.SCOREBOARD_CONSUMER,
+            stream=subjects.STREAM,
+            config=config,
+        )
+
+    async def consume(self, stop: asyncio.Event) -> None:
+        """Fetch, fold, store, ack until ``stop``; ride out NATS outages."""
         sub: JetStreamContext.PullSubscription | None = None
+        delivered = 0  # the consumer's delivery sequence of the last event that arrived
         try:
             while not stop.is_set():
                 try:
                     if sub is None:
-                        sub = await self.js.pull_subscribe(
-                            subjects.RALLY_ALL,
-                            durable=subjects.SCOREBOARD_CONSUMER,
-                            stream=subjects.STREAM,
-                            config=config,
-                        )
+                        sub = await self.subscribe()
+                        delivered = 0
                     msgs = await sub.fetch(batch=BATCH, timeout=1)
                     if not msgs:  # fetch can end with only a status message
                         continue
                 except TimeoutError:  # nats-py's, or a bare one out of fetch: nothing new
+                    if sub is not None and await _lost_tail(sub, delivered):
+                        sub = await self._restart(
+                            sub, "the server delivered events that never arrived"
+                        )
                     continue
                 except _TRANSIENT as e:
                     log.debug("fetch failed: %s", e)
@@ -149,6 +165,11 @@ class Scoreboard:
                     log.exception("fetch failed unexpectedly; retrying")
                     await _sleep_or_stop(stop, RETRY_WAIT)
                     continue
+                gap = missed(delivered, [m.metadata.sequence.consumer for m in msgs])
+                if gap is not None:
+                    sub = await self._restart(sub, f"delivery {gap} never arrived")
+                    continue
+                delivered = msgs[-1].metadata.sequence.consumer
                 # The same batch until it is stored: a newer batch's ack (AckPolicy.ALL)
                 # would also ack this one, and its games would never be counted.
                 tries = 0
@@ -170,6 +191,28 @@ class Scoreboard:
             if sub is not None:  # a pull subscription would hold up the drain
                 with contextlib.suppress(nats.errors.Error):
                     await sub.unsubscribe()
+
+    async def _restart(
+        self, sub: JetStreamContext.PullSubscription, why: str
+    ) -> JetStreamContext.PullSubscription | None:
+        """Drop ``sub``; the loop makes the consumer again from the tally's sequence."""
+        log.warning(
+            "%s (a NATS server went away mid-delivery?); reading again from stream sequence %d",
+            why,
+            self.tally.scores.last_seq + 1,
+        )
+        with contextlib.suppress(nats.errors.Error):
+            await sub.unsubscribe()
+        return None
+
+
+async def _lost_tail(sub: JetStreamContext.PullSubscription, delivered: int) -> bool:
+    """True when the consumer says it delivered past ``delivered`` (checked when idle)."""
+    try:
+        info = await sub.consumer_info()
+    except (*_TRANSIENT, nats.js.errors.APIError):
+        return False
+    return info.delivered is not None and (info.delivered.consumer_seq or 0) > delivered
 
 
 async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:

@@ -123,6 +123,30 @@ async def test_a_duplicated_finished_event_counts_once(services: Services, nc: C
         assert (await scores(http, url)).games == 1
 
 
+async def test_a_delivery_the_scoreboard_never_got_is_read_again_not_acked_away(
+    services: Services, nc: Client
+) -> None:
+    board = await services.scoreboard()
+    url = await services.game()
+    async with aiohttp.ClientSession() as http:
+        await play(http, url, 3)
+        await settle(http, url, 3)
+        await board.shutdown()
+        await play(http, url, 2)
+        # someone else takes the next delivery of the scoreboard's consumer and never
+        # acks it: as a delivery lost with a dying server, the 4th game never arrives
+        js = nc.jetstream()
+        rogue = await js.pull_subscribe_bind(
+            durable=subjects.SCOREBOARD_CONSUMER, stream=subjects.STREAM
+        )
+        taken = await rogue.fetch(1, timeout=5)
+        assert len(taken) == 1
+        await services.scoreboard(n=2)
+        await play(http, url, 1)
+        s = await settle(http, url, 6)
+    assert s.games == 6
+
+
 async def test_events_delivers_a_games_events_in_order(services: Services) -> None:
     url = await services.game()
     async with aiohttp.ClientSession() as http, http.get(url + "/events") as stream:

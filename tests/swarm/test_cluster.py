@@ -68,11 +68,17 @@ def test_games_go_on_when_one_nats_server_is_killed(cluster_stack: Deployed) -> 
     played = load.ok + 1
     print(f"one NATS server killed: {load.ok} games, {len(load.failed)} failed")
 
+    seen = [0]
+
     def counted() -> bool:
         # every game answered 200 was stored (R3: the log survives a server)
-        return scores().games - before.games >= played
+        seen[0] = scores().games - before.games
+        return seen[0] >= played
 
-    wait_until(f"the scores to count all {played} games played", counted, timeout=60)
+    try:
+        wait_until(f"the scores to count all {played} games played", counted, timeout=60)
+    finally:
+        print(f"the scores counted {seen[0]} of the {played} games played")
     # A game in flight when the proxy's server died is played again (docs/RELIABILITY.md):
     # at most one per load thread is stored beyond the answers, never more.
     assert scores().games - before.games <= played + len(load.failed) + THREADS

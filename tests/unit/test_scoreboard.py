@@ -11,7 +11,7 @@ from pingpong.messages import (
 )
 from pingpong.subjects import Side
 from scoreboard import Tally, fold, fold_all
-from scoreboard.logic import LAST_GAMES
+from scoreboard.logic import LAST_GAMES, missed
 
 
 def finished(game_id: str, strokes: int, winner: Side | None) -> RallyFinished:
@@ -106,3 +106,15 @@ def test_a_batch_folds_to_the_same_tally_as_its_events_one_by_one() -> None:
     assert batched == one_by_one
     assert (batched.scores.games, batched.scores.aborted, batched.scores.last_seq) == (31, 1, 39)
     assert fold_all(batched, events) is batched  # nothing new
+
+
+def test_a_batch_that_follows_on_from_the_last_delivery_misses_nothing() -> None:
+    assert missed(0, [1, 2, 3]) is None
+    assert missed(7, [8]) is None
+    assert missed(7, []) is None
+
+
+def test_a_skipped_delivery_sequence_is_the_first_one_missed() -> None:
+    assert missed(7, [9, 10]) == 8
+    assert missed(0, [1, 2, 4]) == 3
+    assert missed(5, [5, 6]) == 6
