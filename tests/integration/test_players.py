@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from nats.aio.client import Client
 
 from pingpong import subjects
@@ -32,20 +33,6 @@ async def test_a_player_answers_a_swing_with_its_side_and_instance(
     assert reply.instance == "pong-1@test"
 
 
-async def test_a_malformed_swing_gets_an_error_reply_and_the_player_keeps_serving(
-    services: Services, nc: Client
-) -> None:
-    await services.player("ping", 1)
-    subject = subjects.swing_subject("ping")
-    for bad in (b"garbage", b'{"game_id": "g"}', b'{"game_id":"g","stroke":1,"evil":true}'):
-        msg = await nc.request(subject, bad, timeout=2)
-        assert msg.headers is not None
-        assert msg.headers["Nats-Service-Error-Code"] == "400"
-        assert msg.headers["Nats-Service-Error"].startswith("bad Swing: ")
-    msg = await nc.request(subject, encode(Swing(game_id="g", stroke=1)), timeout=2)
-    assert decode(SwingReply, msg.data).side == "ping"
-
-
 async def test_a_player_answers_a_batch_of_swings_one_result_list_per_swing_in_order(
     services: Services, nc: Client
 ) -> None:
@@ -57,19 +44,30 @@ async def test_a_player_answers_a_batch_of_swings_one_result_list_per_swing_in_o
     assert reply.results == ((Result.HIT,), (Result.HIT,) * 5, (Result.HIT,) * 3)
 
 
-async def test_a_malformed_batch_gets_an_error_reply_and_the_player_keeps_serving(
-    services: Services, nc: Client
+MALFORMED = {
+    "ping.swing": (b"garbage", b'{"game_id": "g"}', b'{"game_id":"g","stroke":1,"evil":true}'),
+    "ping.swings": (b"[]", b'{"swings": []}', b'{"swings": [{"game_id": "g", "stroke": 0}]}'),
+}
+WELL_FORMED = {
+    "ping.swing": (Swing(game_id="g", stroke=1), "Swing"),
+    "ping.swings": (SwingBatch(swings=(Swing(game_id="g", stroke=2),)), "SwingBatch"),
+}
+
+
+@pytest.mark.parametrize("subject", ["ping.swing", "ping.swings"])
+async def test_a_malformed_request_gets_an_error_reply_and_the_player_keeps_serving(
+    services: Services, nc: Client, subject: str
 ) -> None:
-    await services.player("pong", 1)
-    subject = subjects.swings_subject("pong")
-    for bad in (b"[]", b'{"swings": []}', b'{"swings": [{"game_id": "g", "stroke": 0}]}'):
+    await services.player("ping", 1)
+    good, model = WELL_FORMED[subject]
+    for bad in MALFORMED[subject]:
         msg = await nc.request(subject, bad, timeout=2)
         assert msg.headers is not None
         assert msg.headers["Nats-Service-Error-Code"] == "400"
-        assert msg.headers["Nats-Service-Error"].startswith("bad SwingBatch: ")
-    batch = SwingBatch(swings=(Swing(game_id="g", stroke=2),))
-    msg = await nc.request(subject, encode(batch), timeout=2)
-    assert len(decode(SwingBatchReply, msg.data).results) == 1
+        assert msg.headers["Nats-Service-Error"].startswith(f"bad {model}: ")
+    msg = await nc.request(subject, encode(good), timeout=2)
+    assert not msg.headers
+    assert b'"side":"ping"' in msg.data
 
 
 async def test_players_are_discoverable_as_micro_services(services: Services, nc: Client) -> None:
