@@ -72,10 +72,11 @@ class Batcher:
                     f"a {reply.side} player answered {len(reply.results)} of "
                     f"{len(batch)} {self.side} swings"
                 )
-        except UnansweredError as e:
+        except Exception as e:  # whatever went wrong, each game hears of it and retries
+            reason = str(e) if isinstance(e, UnansweredError) else f"{type(e).__name__}: {e}"
             for _, future in batch:
                 if not future.done():
-                    future.set_exception(UnansweredError(str(e)))
+                    future.set_exception(UnansweredError(reason))
             return
         for (_, future), results in zip(batch, reply.results, strict=True):
             if not future.done():

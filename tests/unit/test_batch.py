@@ -77,6 +77,15 @@ async def test_an_unanswered_batch_fails_every_swing_in_it() -> None:
     assert {str(r) for r in results} == {"timeout after 0.5s"}
 
 
+async def test_an_unexpected_error_while_sending_fails_every_swing_as_unanswered() -> None:
+    player = FakePlayer(fail=ConnectionResetError("connection lost"))
+    batcher = Batcher("ping", player.send, max_games=64)
+    futures = [batcher.swing(swing(f"g{n}")) for n in range(2)]
+    results = await asyncio.gather(*futures, return_exceptions=True)
+    assert all(isinstance(r, UnansweredError) for r in results)
+    assert str(results[0]) == "ConnectionResetError: connection lost"
+
+
 async def test_a_reply_with_too_few_results_fails_every_swing_instead_of_misplacing_them() -> None:
     player = FakePlayer(drop_last=True)
     batcher = Batcher("ping", player.send, max_games=64)
