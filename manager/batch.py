@@ -91,8 +91,3 @@ class Batcher:
                 self._replies.clear()
             self._replies[key] = reply
         return reply
-
-    async def idle(self) -> None:
-        """Wait for the batches on their way."""
-        if self._sending:
-            await asyncio.wait(list(self._sending))

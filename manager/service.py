@@ -18,7 +18,6 @@ from typing import Final
 import nats.errors
 from nats.aio.client import Client
 from nats.aio.msg import Msg
-from nats.js import JetStreamContext
 
 from manager.batch import Batcher
 from manager.rally import Limits, play_game
@@ -116,13 +115,11 @@ def _read(side: subjects.Side, model: type[M], data: bytes) -> M:
 class Manager:
     """Plays games on one NATS connection."""
 
-    def __init__(
-        self, nc: Client, settings: Settings, instance: str, js: JetStreamContext | None
-    ) -> None:
+    def __init__(self, nc: Client, settings: Settings, instance: str) -> None:
         self.nc = nc
         self.settings = settings
         self.instance = instance
-        self.js = js
+        self.stream_ready = False  # final events go through JetStream once RALLY is there
         self.limits = Limits(
             max_rounds=settings.max_rounds,
             retries=settings.swing_retries,
@@ -270,7 +267,7 @@ class Manager:
         """
         subject = subjects.rally_subject(game_id, kind)
         headers = {"Nats-Msg-Id": subjects.finished_msg_id(game_id, kind)}
-        if self.js is None:
+        if not self.stream_ready:
             await self.nc.publish(subject, data, headers=headers)
             return
         loop = asyncio.get_running_loop()
@@ -307,8 +304,7 @@ class Manager:
     async def use_event_log(self, stop: asyncio.Event) -> None:
         """Store final events through JetStream once the stream is there (retried)."""
         js = self.nc.jetstream(timeout=2.0)
-        if await bus.wait_for_stream(js, self.settings.stream_replicas, stop):
-            self.js = js
+        self.stream_ready = await bus.wait_for_stream(js, self.settings.stream_replicas, stop)
 
     async def finish(self, timeout: float) -> None:
         """Wait (bounded) for the games in flight."""
@@ -324,7 +320,7 @@ async def serve(
     instance = settings.instance("manager")
     nc = await bus.connect(settings, instance)
     try:
-        manager = Manager(nc, settings, instance, js=None)  # core NATS until the stream is
+        manager = Manager(nc, settings, instance)  # core NATS until the stream is there
         log_ready = asyncio.create_task(manager.use_event_log(stop))
         sub = await nc.subscribe(
             subjects.GAME_PLAY, queue=subjects.MANAGER_QUEUE, cb=manager.on_request

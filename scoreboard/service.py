@@ -153,9 +153,8 @@ class Scoreboard:
                         continue
                 except TimeoutError:  # nats-py's, or a bare one out of fetch: nothing new
                     if sub is not None and await _lost_tail(sub, delivered):
-                        sub = await self._restart(
-                            sub, "the server delivered events that never arrived"
-                        )
+                        await self._drop(sub, "the server delivered events that never arrived")
+                        sub = None
                     continue
                 except _TRANSIENT as e:
                     log.debug("fetch failed: %s", e)
@@ -167,7 +166,8 @@ class Scoreboard:
                     continue
                 gap = missed(delivered, [m.metadata.sequence.consumer for m in msgs])
                 if gap is not None:
-                    sub = await self._restart(sub, f"delivery {gap} never arrived")
+                    await self._drop(sub, f"delivery {gap} never arrived")
+                    sub = None
                     continue
                 delivered = msgs[-1].metadata.sequence.consumer
                 # The same batch until it is stored: a newer batch's ack (AckPolicy.ALL)
@@ -192,10 +192,8 @@ class Scoreboard:
                 with contextlib.suppress(nats.errors.Error):
                     await sub.unsubscribe()
 
-    async def _restart(
-        self, sub: JetStreamContext.PullSubscription, why: str
-    ) -> JetStreamContext.PullSubscription | None:
-        """Drop ``sub``; the loop makes the consumer again from the tally's sequence."""
+    async def _drop(self, sub: JetStreamContext.PullSubscription, why: str) -> None:
+        """Say why and unsubscribe; the loop makes the consumer again from the tally's sequence."""
         log.warning(
             "%s (a NATS server went away mid-delivery?); reading again from stream sequence %d",
             why,
@@ -203,7 +201,6 @@ class Scoreboard:
         )
         with contextlib.suppress(nats.errors.Error):
             await sub.unsubscribe()
-        return None
 
 
 async def _lost_tail(sub: JetStreamContext.PullSubscription, delivered: int) -> bool:

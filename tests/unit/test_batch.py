@@ -68,29 +68,27 @@ async def test_swings_asked_in_later_turns_go_in_later_batches() -> None:
     assert [[s.game_id for s in b.swings] for b in player.batches] == [["a"], ["b"]]
 
 
-async def test_an_unanswered_batch_fails_every_swing_in_it() -> None:
-    player = FakePlayer(fail=UnansweredError("timeout after 0.5s"))
+async def outcomes(player: FakePlayer, games: int) -> list[object]:
+    """What each of ``games`` swings, asked in one turn, came to."""
     batcher = Batcher("ping", player.send, max_games=64)
-    futures = [batcher.swing(swing(f"g{n}")) for n in range(3)]
-    results = await asyncio.gather(*futures, return_exceptions=True)
+    futures = [batcher.swing(swing(f"g{n}")) for n in range(games)]
+    return await asyncio.gather(*futures, return_exceptions=True)
+
+
+async def test_an_unanswered_batch_fails_every_swing_in_it() -> None:
+    results = await outcomes(FakePlayer(fail=UnansweredError("timeout after 0.5s")), 3)
     assert all(isinstance(r, UnansweredError) for r in results)
     assert {str(r) for r in results} == {"timeout after 0.5s"}
 
 
 async def test_an_unexpected_error_while_sending_fails_every_swing_as_unanswered() -> None:
-    player = FakePlayer(fail=ConnectionResetError("connection lost"))
-    batcher = Batcher("ping", player.send, max_games=64)
-    futures = [batcher.swing(swing(f"g{n}")) for n in range(2)]
-    results = await asyncio.gather(*futures, return_exceptions=True)
+    results = await outcomes(FakePlayer(fail=ConnectionResetError("connection lost")), 2)
     assert all(isinstance(r, UnansweredError) for r in results)
     assert str(results[0]) == "ConnectionResetError: connection lost"
 
 
 async def test_a_reply_with_too_few_results_fails_every_swing_instead_of_misplacing_them() -> None:
-    player = FakePlayer(drop_last=True)
-    batcher = Batcher("ping", player.send, max_games=64)
-    futures = [batcher.swing(swing(f"g{n}")) for n in range(3)]
-    results = await asyncio.gather(*futures, return_exceptions=True)
+    results = await outcomes(FakePlayer(drop_last=True), 3)
     assert all(isinstance(r, UnansweredError) for r in results)
     assert "answered 2 of 3" in str(results[0])
 
