@@ -18,8 +18,9 @@ from proxy.middlewares import error
 log = logging.getLogger(__name__)
 
 RECONNECT_GRACE = 0.5
-"""Seconds a game whose connection dropped waits for a reconnect (to another server of a
-cluster) before it is given up with 503; then it is played again."""
+"""Seconds a game waits for the connection to come back (to another server of a cluster)
+before it is given up with 503: one asked for while the proxy reconnects, or one whose
+connection dropped mid-game (that one is then played again)."""
 
 FORMATS = ("text", "json")
 """Values of ``?format=``."""
@@ -82,7 +83,7 @@ async def play(request: web.Request) -> web.Response:
 async def _play(app: web.Application, payload: bytes) -> tuple[Game, bytes] | web.Response:
     """The game and its JSON, or the error answer."""
     games = app[GAMES]
-    if not games.ready:
+    if not games.ready and not await games.reconnected(RECONNECT_GRACE):
         return error(503, "not connected to NATS; try again shortly", {"Retry-After": "1"})
     timeout = app[SETTINGS].answer_timeout
     try:
