@@ -25,16 +25,28 @@ class Batcher:
     """Gathers the swings asked of one side and sends them together.
 
     :meth:`swing` queues a swing and returns its reply's future; the queue leaves in
-    the next turn of the event loop, or at once when it holds
-    ``max_games`` swings. A batch that is not answered fails every swing in it with
-    :class:`UnansweredError` (each game retries on its own, in a later batch).
+    the next turn of the event loop, or at once when it holds ``max_games`` swings.
+    At most ``in_flight`` batches are out at once: while they are, swings queue and
+    leave, up to ``max_games`` a batch, as soon as one is answered. An idle side gets
+    its swings at once; a busy one gets fewer, fuller batches (fewer messages for
+    every process to wake up for). Swings that have queued for ``stall`` seconds leave
+    anyway, so a player that hangs on to a batch holds up only that batch.
+    A batch that is not answered fails every swing in it with :class:`UnansweredError`
+    (each game retries on its own, in a later batch).
     """
 
-    def __init__(self, side: Side, send: Sender, max_games: int) -> None:
+    def __init__(
+        self, side: Side, send: Sender, max_games: int, in_flight: int = 1, stall: float = 0.02
+    ) -> None:
         self.side = side
         self.send = send
         self.max_games = max_games
+        self.in_flight = in_flight
+        self.stall = stall
+        self._overdue: asyncio.TimerHandle | None = None
         self._queued: list[tuple[Swing, asyncio.Future[SwingReply]]] = []
+        self._out = 0  # batches sent or about to be, not yet answered
+        self._turn_pending = False  # a task will send this turn's swings
         self._sending: set[asyncio.Task[None]] = set()
         self._replies: dict[tuple[str, tuple[Result, ...]], SwingReply] = {}
 
@@ -42,24 +54,47 @@ class Batcher:
         """Queue ``swing``; the future of its reply."""
         future: asyncio.Future[SwingReply] = asyncio.get_running_loop().create_future()
         self._queued.append((swing, future))
-        if len(self._queued) >= self.max_games:
-            self._start(self._send(self._take()))
-        elif len(self._queued) == 1:  # the first of this turn: a task that sends the turn's
-            self._start(self._send_queued())
+        if self._out < self.in_flight:
+            if len(self._queued) >= self.max_games:
+                self._start(self._send(self._take()))
+            elif not self._turn_pending:  # the first of this turn: a task that sends the turn's
+                self._turn_pending = True
+                self._start(self._send_queued())
+        elif self._overdue is None:
+            self._overdue = asyncio.get_running_loop().call_later(self.stall, self._send_overdue)
         return future
 
+    def _send_overdue(self) -> None:
+        """The batches out are slow to answer: what has queued behind them leaves anyway."""
+        self._overdue = None
+        if self._queued:
+            self._start(self._send(self._take()))
+        if self._queued:
+            self._overdue = asyncio.get_running_loop().call_later(self.stall, self._send_overdue)
+
     def _take(self) -> list[tuple[Swing, asyncio.Future[SwingReply]]]:
-        batch = [(swing, future) for swing, future in self._queued if not future.done()]
-        self._queued = []
-        return batch
+        batch = self._queued[: self.max_games]
+        del self._queued[: self.max_games]
+        if not self._queued and self._overdue is not None:
+            self._overdue.cancel()
+            self._overdue = None
+        return [(swing, future) for swing, future in batch if not future.done()]
 
     def _start(self, send: Coroutine[None, None, None]) -> None:
+        self._out += 1
         task = asyncio.ensure_future(send)
         self._sending.add(task)
-        task.add_done_callback(self._sending.discard)
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._sending.discard(task)
+        self._out -= 1
+        if self._queued and self._out < self.in_flight:  # what queued while all were out
+            self._start(self._send(self._take()))
 
     async def _send_queued(self) -> None:
         """Runs in the next turn of the loop, when this turn's swings are all queued."""
+        self._turn_pending = False
         await self._send(self._take())
 
     async def _send(self, batch: list[tuple[Swing, asyncio.Future[SwingReply]]]) -> None:

@@ -16,13 +16,21 @@ HIT, MISS = Result.HIT, Result.MISS
 class FakePlayer:
     """Answers each swing of a batch with ``count`` HITs, or fails as told."""
 
-    def __init__(self, fail: Exception | None = None, drop_last: bool = False) -> None:
+    def __init__(
+        self,
+        fail: Exception | None = None,
+        drop_last: bool = False,
+        hold_first: asyncio.Event | None = None,
+    ) -> None:
         self.batches: list[SwingBatch] = []
         self.fail = fail
         self.drop_last = drop_last
+        self.hold_first = hold_first  # the first batch is answered only once this is set
 
     async def send(self, batch: SwingBatch) -> SwingBatchReply:
         self.batches.append(batch)
+        if self.hold_first is not None and len(self.batches) == 1:
+            await self.hold_first.wait()
         await asyncio.sleep(0)
         if self.fail is not None:
             raise self.fail
@@ -66,6 +74,56 @@ async def test_swings_asked_in_later_turns_go_in_later_batches() -> None:
     second = batcher.swing(swing("b"))
     await asyncio.gather(first, second)
     assert [[s.game_id for s in b.swings] for b in player.batches] == [["a"], ["b"]]
+
+
+def games(player: FakePlayer) -> list[list[str]]:
+    """The game ids of each batch the player got."""
+    return [[s.game_id for s in b.swings] for b in player.batches]
+
+
+async def test_while_a_batch_is_out_later_swings_wait_and_leave_together_once_it_is_answered() -> (
+    None
+):
+    answer = asyncio.Event()
+    player = FakePlayer(hold_first=answer)
+    batcher = Batcher("ping", player.send, max_games=64, in_flight=1, stall=60)
+    first = batcher.swing(swing("a"))
+    await asyncio.sleep(0.01)
+    later = [batcher.swing(swing(g)) for g in "bc"]
+    await asyncio.sleep(0.01)
+    later.append(batcher.swing(swing("d")))
+    await asyncio.sleep(0.01)
+    assert games(player) == [["a"]]
+    answer.set()
+    await asyncio.gather(first, *later)
+    assert games(player) == [["a"], ["b", "c", "d"]]
+
+
+async def test_two_batches_may_be_out_at_once_when_allowed() -> None:
+    answer = asyncio.Event()
+    player = FakePlayer(hold_first=answer)
+    batcher = Batcher("ping", player.send, max_games=64, in_flight=2, stall=60)
+    first = batcher.swing(swing("a"))
+    await asyncio.sleep(0.01)
+    second = batcher.swing(swing("b"))
+    await asyncio.wait_for(second, 1)
+    assert games(player) == [["a"], ["b"]]
+    answer.set()
+    await first
+
+
+async def test_swings_behind_a_batch_a_player_hangs_on_to_leave_after_the_stall() -> None:
+    answer = asyncio.Event()
+    player = FakePlayer(hold_first=answer)
+    batcher = Batcher("ping", player.send, max_games=64, in_flight=1, stall=0.05)
+    first = batcher.swing(swing("a"))
+    await asyncio.sleep(0.01)
+    stuck = [batcher.swing(swing(g)) for g in "bc"]
+    await asyncio.wait_for(asyncio.gather(*stuck), 1)
+    assert not first.done()
+    assert games(player) == [["a"], ["b", "c"]]
+    answer.set()
+    await first
 
 
 async def outcomes(player: FakePlayer, games: int) -> list[object]:
