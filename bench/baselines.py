@@ -1,17 +1,39 @@
-"""The two baselines, each run as its own process: ``python -m bench.baselines nats|http``.
+"""The baselines, each run as its own process: ``python -m bench.baselines nats|http|floor``.
 
 ``nats URL``: a bare nats-py responder on ``bench.hit`` answering ``HIT``.
 ``http PORT``: a bare aiohttp endpoint answering ``HIT``.
+``floor URL``: a floor manager on ``game.play``: the messages of a game as the
+design has them (started, a swing event per stroke, finished stored through
+JetStream, the game answered) for one canned 7-stroke game, with no players and
+no rally logic. What it plays per second is what the design's NATS traffic
+allows on this machine; the gap to the real services is their own work.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import signal
 import sys
+from datetime import UTC, datetime
 
 from aiohttp import web
 from nats.aio.client import Client
+from nats.aio.msg import Msg
+
+from pingpong import bus, subjects
+from pingpong.messages import (
+    Game,
+    RallyStarted,
+    Result,
+    Stroke,
+    encode,
+    finished_event,
+    swing_event,
+)
+
+FLOOR_STROKES = 7
+"""Strokes of the floor's game (the real games average about 6.6 at 85 % hits)."""
 
 
 async def nats_responder(url: str) -> None:
@@ -23,6 +45,69 @@ async def nats_responder(url: str) -> None:
 
     await nc.subscribe("bench.hit", cb=hit)
     await nc.flush()
+    await nc.flush()
+    print("ready", flush=True)
+    await _until_signal()
+    await nc.close()
+
+
+def canned_game(game_id: str) -> Game:
+    """A game of ``FLOOR_STROKES`` strokes, PONG missing the last."""
+    strokes = tuple(
+        Stroke(
+            stroke=n,
+            side=subjects.SIDES[(n - 1) % 2],
+            instance=f"{subjects.SIDES[(n - 1) % 2]}-1@bench",
+            result=Result.MISS if n == FLOOR_STROKES else Result.HIT,
+            latency_ms=0.5,
+            attempts=1,
+        )
+        for n in range(1, FLOOR_STROKES + 1)
+    )
+    return Game(
+        game_id=game_id,
+        strokes=strokes,
+        winner="ping",
+        winner_instance="ping-1@bench",
+        manager="floor-1@bench",
+        duration_ms=1.0,
+        started_at=datetime.now(UTC),
+    )
+
+
+async def floor_manager(url: str) -> None:
+    nc = Client()
+    await nc.connect(url)
+    problem = await bus.ensure_stream(nc.jetstream())
+    if problem:
+        raise SystemExit(problem)
+    inbox = bus.Inbox(nc)
+    game = canned_game("000000000000")
+    data = encode(game)
+    finished = finished_event(data)
+    started = encode(
+        RallyStarted(game_id=game.game_id, manager=game.manager, max_rounds=99, at=game.started_at)
+    )
+    swings = [swing_event(game.game_id, stroke) for stroke in game.strokes]
+    ids = itertools.count()
+    tasks: set[asyncio.Task[None]] = set()
+
+    async def play(msg: Msg) -> None:
+        game_id = f"{next(ids):012x}"  # events of the same bytes, on each game's subjects
+        await nc.publish(subjects.rally_subject(game_id, "started"), started)
+        subject = subjects.rally_subject(game_id, "swing")
+        for event in swings:
+            await nc.publish(subject, event)
+        msg_id = {"Nats-Msg-Id": subjects.finished_msg_id(game_id, "finished")}
+        await inbox.store(subjects.rally_subject(game_id, "finished"), finished, 5.0, msg_id)
+        await nc.publish(msg.reply, data)
+
+    async def on_request(msg: Msg) -> None:
+        task = asyncio.create_task(play(msg))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    await nc.subscribe(subjects.GAME_PLAY, queue=subjects.MANAGER_QUEUE, cb=on_request)
     await nc.flush()
     print("ready", flush=True)
     await _until_signal()
@@ -59,7 +144,12 @@ def main() -> None:
         run = asyncio.run
     else:
         run = uvloop.run
-    run(nats_responder(arg) if kind == "nats" else http_endpoint(int(arg)))
+    if kind == "nats":
+        run(nats_responder(arg))
+    elif kind == "floor":
+        run(floor_manager(arg))
+    else:
+        run(http_endpoint(int(arg)))
 
 
 if __name__ == "__main__":

@@ -91,6 +91,9 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+FLOOR = "games via floor mgr"
+"""The floor manager's measurement (``bench.baselines floor``): at the top concurrency only."""
+
 Op = Callable[[], Awaitable[int]]
 """One operation; returns its units (swings of a game, 1 for a baseline)."""
 
@@ -184,6 +187,22 @@ async def run_bench(options: BenchOptions, out: TextIO = sys.stdout) -> dict[str
         for c in options.concurrency:
             samples.append(await measure("raw nats req/reply", raw_request, c, options, raw_pids))
 
+        request = encode(GameRequest())
+
+        async def via_nats() -> int:  # counts strokes; the proxy's path validates
+            msg = await nc.request(subjects.GAME_PLAY, request, timeout=15)
+            return len(json.loads(bus.raise_for_error(msg).data)["strokes"])
+
+        # context: a floor manager, the design's messages of a game and nothing else
+        floor = await bench.start(Child("floor", [*py, "floor", url], env, ready_line="ready"))
+        floor_pids = {"floor": _pid(floor), "nats-server": _pid(nats)}
+        samples.append(
+            await measure(FLOOR, via_nats, max(options.concurrency), options, floor_pids)
+        )
+        await bench.sup.stop_all([[floor]])  # no restarts from here on, as in the end
+        bench.children.remove(floor)
+        await nc.jetstream().purge_stream(subjects.STREAM)  # its games are not to be counted
+
         # baseline 2: a bare aiohttp endpoint
         http_port = free_port()
         bare = await bench.start(
@@ -225,12 +244,6 @@ async def run_bench(options: BenchOptions, out: TextIO = sys.stdout) -> dict[str
                     if r.status != 200:
                         raise RuntimeError(r.status)
                 return body.count("\n") - 1
-
-            request = encode(GameRequest())
-
-            async def via_nats() -> int:  # counts strokes; the proxy's path validates
-                msg = await nc.request(subjects.GAME_PLAY, request, timeout=15)
-                return len(json.loads(bus.raise_for_error(msg).data)["strokes"])
 
             for c in options.concurrency:
                 samples.append(await measure("games via :3000", via_proxy, c, options, pids))
@@ -302,6 +315,9 @@ def report(
         ratios["manager_swings_vs_raw"] = via.unit_rate / raw.rate
         if managers:
             ratios["per_manager_swings_vs_raw"] = via.unit_rate / managers / raw.rate
+    floor = _find(samples, FLOOR, top)
+    if floor and raw and raw.rate:
+        ratios["floor_swings_vs_raw"] = floor.unit_rate / raw.rate
     one = _find(samples, "games via :3000", min(options.concurrency))
     if one:
         ratios["median_game_ms_1_client"] = one.pct(0.5)
@@ -314,6 +330,7 @@ def report(
         "proxy_vs_aiohttp": f"games/s via :3000 / bare aiohttp req/s at {top}   [>= 0.13]",
         "manager_swings_vs_raw": f"swings/s via game.play / raw nats req/s at {top} [>= 0.8]",
         "per_manager_swings_vs_raw": "  the same per manager process",
+        "floor_swings_vs_raw": "  the same for the floor manager (no target)",
         "median_game_ms_1_client": "median game at 1 client, ms                 [<= 2]",
         "cpu_per_game_top_vs_1": f"CPU per game at {top} / at 1                   [flat: <= 1]",
         "max_service_rss_mb": "largest service RSS, MB                     [<= 60]",

@@ -7,7 +7,7 @@ import io
 from bench import BenchOptions, run_bench
 
 
-async def test_the_benchmark_prints_figures_and_ratios_to_both_baselines() -> None:
+async def test_the_benchmark_prints_figures_and_ratios_to_the_baselines_and_the_floor() -> None:
     out = io.StringIO()
     ratios = await run_bench(BenchOptions(seconds=0.4, concurrency=(1, 4), warmup=0.1), out)
     text = out.getvalue()
@@ -15,7 +15,11 @@ async def test_the_benchmark_prints_figures_and_ratios_to_both_baselines() -> No
         rows = [line for line in text.splitlines() if line.startswith(name)]
         assert len(rows) == 2, text
         assert all(line.split()[-1] == "0" for line in rows), f"errors in {rows}"
+    floor = [line for line in text.splitlines() if line.startswith("games via floor mgr")]
+    assert len(floor) == 1, text  # at the top concurrency only
+    assert floor[0].split()[-1] == "0", text
     assert set(ratios) >= {
+        "floor_swings_vs_raw",
         "proxy_vs_aiohttp",
         "manager_swings_vs_raw",
         "median_game_ms_1_client",
