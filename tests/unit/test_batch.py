@@ -81,49 +81,53 @@ def games(player: FakePlayer) -> list[list[str]]:
     return [[s.game_id for s in b.swings] for b in player.batches]
 
 
+class HeldBatch:
+    """A batcher whose first batch, game "a", is out and unanswered until :meth:`answer`."""
+
+    def __init__(self, in_flight: int, stall: float) -> None:
+        self._answer = asyncio.Event()
+        self.player = FakePlayer(hold_first=self._answer)
+        self.batcher = Batcher("ping", self.player.send, 64, in_flight=in_flight, stall=stall)
+        self.first = self.batcher.swing(swing("a"))
+
+    async def out(self) -> HeldBatch:
+        await asyncio.sleep(0.01)
+        assert games(self.player) == [["a"]]
+        return self
+
+    async def answer(self) -> None:
+        self._answer.set()
+        await self.first
+
+
 async def test_while_a_batch_is_out_later_swings_wait_and_leave_together_once_it_is_answered() -> (
     None
 ):
-    answer = asyncio.Event()
-    player = FakePlayer(hold_first=answer)
-    batcher = Batcher("ping", player.send, max_games=64, in_flight=1, stall=60)
-    first = batcher.swing(swing("a"))
+    held = await HeldBatch(in_flight=1, stall=60).out()
+    later = [held.batcher.swing(swing(g)) for g in "bc"]
     await asyncio.sleep(0.01)
-    later = [batcher.swing(swing(g)) for g in "bc"]
+    later.append(held.batcher.swing(swing("d")))
     await asyncio.sleep(0.01)
-    later.append(batcher.swing(swing("d")))
-    await asyncio.sleep(0.01)
-    assert games(player) == [["a"]]
-    answer.set()
-    await asyncio.gather(first, *later)
-    assert games(player) == [["a"], ["b", "c", "d"]]
+    assert games(held.player) == [["a"]]
+    await held.answer()
+    await asyncio.gather(*later)
+    assert games(held.player) == [["a"], ["b", "c", "d"]]
 
 
 async def test_two_batches_may_be_out_at_once_when_allowed() -> None:
-    answer = asyncio.Event()
-    player = FakePlayer(hold_first=answer)
-    batcher = Batcher("ping", player.send, max_games=64, in_flight=2, stall=60)
-    first = batcher.swing(swing("a"))
-    await asyncio.sleep(0.01)
-    second = batcher.swing(swing("b"))
-    await asyncio.wait_for(second, 1)
-    assert games(player) == [["a"], ["b"]]
-    answer.set()
-    await first
+    held = await HeldBatch(in_flight=2, stall=60).out()
+    await asyncio.wait_for(held.batcher.swing(swing("b")), 1)
+    assert games(held.player) == [["a"], ["b"]]
+    await held.answer()
 
 
 async def test_swings_behind_a_batch_a_player_hangs_on_to_leave_after_the_stall() -> None:
-    answer = asyncio.Event()
-    player = FakePlayer(hold_first=answer)
-    batcher = Batcher("ping", player.send, max_games=64, in_flight=1, stall=0.05)
-    first = batcher.swing(swing("a"))
-    await asyncio.sleep(0.01)
-    stuck = [batcher.swing(swing(g)) for g in "bc"]
+    held = await HeldBatch(in_flight=1, stall=0.05).out()
+    stuck = [held.batcher.swing(swing(g)) for g in "bc"]
     await asyncio.wait_for(asyncio.gather(*stuck), 1)
-    assert not first.done()
-    assert games(player) == [["a"], ["b", "c"]]
-    answer.set()
-    await first
+    assert not held.first.done()
+    assert games(held.player) == [["a"], ["b", "c"]]
+    await held.answer()
 
 
 async def outcomes(player: FakePlayer, games: int) -> list[object]:
