@@ -254,8 +254,9 @@ async def respond_error(msg: Msg, code: int, description: str) -> None:
 async def ensure_stream(js: JetStreamContext, replicas: int = 1) -> str | None:
     """Create or update the ``RALLY`` stream over ``rally.>``.
 
-    None when it is there, else why not (no JetStream, or not ready yet: a cluster
-    that is still electing its leader answers with a timeout).
+    None when it is there, else why not, in one line: no JetStream, not ready yet (a
+    cluster that is still electing its leader answers with a timeout, one still
+    forming may answer "stream not found"), or a setting the server cannot meet.
     """
     config = StreamConfig(
         name=subjects.STREAM,
@@ -270,14 +271,19 @@ async def ensure_stream(js: JetStreamContext, replicas: int = 1) -> str | None:
     try:
         try:
             await js.add_stream(config)
-        except nats.js.errors.BadRequestError:  # exists with another config: bring it up to date
-            await js.update_stream(config)
+        except nats.js.errors.BadRequestError as refused:  # there with another config: update it
+            try:
+                await js.update_stream(config)
+            except nats.js.errors.NotFoundError:  # it is not there: why the add failed is the news
+                raise refused from None
     except (
         nats.errors.NoRespondersError,
         nats.errors.TimeoutError,
         nats.js.errors.ServiceUnavailableError,
     ) as e:
         return f"JetStream is not available ({type(e).__name__})"
+    except nats.js.errors.APIError as e:  # a cluster still forming, or a setting it cannot meet
+        return f"JetStream refused stream {subjects.STREAM}: {e.description} (error {e.err_code})"
     return None
 
 

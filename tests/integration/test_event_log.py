@@ -37,6 +37,26 @@ async def test_every_game_is_stored_in_the_rally_stream_once(
     assert stored == ids
 
 
+async def test_a_stream_the_server_refuses_is_a_one_line_reason_not_a_crash(nc: Client) -> None:
+    # one server cannot keep 3 replicas: JetStream refuses the stream outright
+    problem = await bus.ensure_stream(nc.jetstream(), replicas=3)
+    assert problem is not None
+    assert problem.startswith("JetStream refused stream RALLY: replicas > 1 not supported")
+    assert "\n" not in problem
+
+
+async def test_a_refused_add_whose_update_finds_no_stream_gives_the_reason_of_the_add(
+    nc: Client,
+) -> None:
+    # the path a forming Swarm cluster took (add refused, update: "stream not found"),
+    # on which the scoreboard crashed; here the add is refused for overlapping subjects
+    js = nc.jetstream()
+    await js.add_stream(name="OTHER", subjects=[subjects.RALLY_ALL])
+    problem = await bus.ensure_stream(js)
+    assert problem is not None
+    assert problem.startswith("JetStream refused stream RALLY: subjects overlap")
+
+
 async def test_a_retried_finished_publish_is_stored_once(nc: Client) -> None:
     js = nc.jetstream()
     assert await bus.ensure_stream(js) is None
