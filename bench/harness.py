@@ -200,7 +200,6 @@ async def run_bench(options: BenchOptions, out: TextIO = sys.stdout) -> dict[str
             await measure(FLOOR, via_nats, max(options.concurrency), options, floor_pids)
         )
         await bench.sup.stop_all([[floor]])  # no restarts from here on, as in the end
-        bench.children.remove(floor)
         await nc.jetstream().purge_stream(subjects.STREAM)  # its games are not to be counted
 
         # baseline 2: a bare aiohttp endpoint

@@ -45,32 +45,37 @@ class Batcher:
         self.stall = stall
         self._overdue: asyncio.TimerHandle | None = None
         self._queued: list[tuple[Swing, asyncio.Future[SwingReply]]] = []
-        self._out = 0  # batches sent or about to be, not yet answered
         self._turn_pending = False  # a task will send this turn's swings
-        self._sending: set[asyncio.Task[None]] = set()
+        self._sending: set[asyncio.Task[None]] = set()  # batches out or about to leave
         self._replies: dict[tuple[str, tuple[Result, ...]], SwingReply] = {}
 
     def swing(self, swing: Swing) -> asyncio.Future[SwingReply]:
         """Queue ``swing``; the future of its reply."""
         future: asyncio.Future[SwingReply] = asyncio.get_running_loop().create_future()
         self._queued.append((swing, future))
-        if self._out < self.in_flight:
+        if len(self._sending) < self.in_flight:
             if len(self._queued) >= self.max_games:
-                self._start(self._send(self._take()))
+                self._send_next()
             elif not self._turn_pending:  # the first of this turn: a task that sends the turn's
                 self._turn_pending = True
                 self._start(self._send_queued())
         elif self._overdue is None:
-            self._overdue = asyncio.get_running_loop().call_later(self.stall, self._send_overdue)
+            self._arm()
         return future
+
+    def _arm(self) -> None:
+        self._overdue = asyncio.get_running_loop().call_later(self.stall, self._send_overdue)
 
     def _send_overdue(self) -> None:
         """The batches out are slow to answer: what has queued behind them leaves anyway."""
         self._overdue = None
         if self._queued:
-            self._start(self._send(self._take()))
+            self._send_next()
         if self._queued:
-            self._overdue = asyncio.get_running_loop().call_later(self.stall, self._send_overdue)
+            self._arm()
+
+    def _send_next(self) -> None:
+        self._start(self._send(self._take()))
 
     def _take(self) -> list[tuple[Swing, asyncio.Future[SwingReply]]]:
         batch = self._queued[: self.max_games]
@@ -81,16 +86,14 @@ class Batcher:
         return [(swing, future) for swing, future in batch if not future.done()]
 
     def _start(self, send: Coroutine[None, None, None]) -> None:
-        self._out += 1
         task = asyncio.ensure_future(send)
         self._sending.add(task)
         task.add_done_callback(self._finished)
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._sending.discard(task)
-        self._out -= 1
-        if self._queued and self._out < self.in_flight:  # what queued while all were out
-            self._start(self._send(self._take()))
+        if self._queued and len(self._sending) < self.in_flight:  # what queued while all were out
+            self._send_next()
 
     async def _send_queued(self) -> None:
         """Runs in the next turn of the loop, when this turn's swings are all queued."""
