@@ -88,7 +88,7 @@ async def floor_manager(url: str) -> None:
     started = encode(
         RallyStarted(game_id=game.game_id, manager=game.manager, max_rounds=99, at=game.started_at)
     )
-    swings = [swing_event(game.game_id, stroke) for stroke in game.strokes]
+    swings = [swing_event(game.game_id, encode(stroke)) for stroke in game.strokes]
     ids = itertools.count()
     tasks: set[asyncio.Task[None]] = set()
 

@@ -8,8 +8,10 @@ tested against a fake one.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable, Coroutine
 
+from manager.rally import Answer
 from pingpong.errors import UnansweredError
 from pingpong.messages import Result, Swing, SwingBatch, SwingBatchReply, SwingReply
 from pingpong.subjects import Side
@@ -44,14 +46,14 @@ class Batcher:
         self.in_flight = in_flight
         self.stall = stall
         self._overdue: asyncio.TimerHandle | None = None
-        self._queued: list[tuple[Swing, asyncio.Future[SwingReply]]] = []
+        self._queued: list[tuple[Swing, asyncio.Future[Answer]]] = []
         self._turn_pending = False  # a task will send this turn's swings
         self._sending: set[asyncio.Task[None]] = set()  # batches out or about to leave
         self._replies: dict[tuple[str, tuple[Result, ...]], SwingReply] = {}
 
-    def swing(self, swing: Swing) -> asyncio.Future[SwingReply]:
-        """Queue ``swing``; the future of its reply."""
-        future: asyncio.Future[SwingReply] = asyncio.get_running_loop().create_future()
+    def swing(self, swing: Swing) -> asyncio.Future[Answer]:
+        """Queue ``swing``; the future of its reply and when the reply came."""
+        future: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
         self._queued.append((swing, future))
         if len(self._sending) < self.in_flight:
             if len(self._queued) >= self.max_games:
@@ -77,7 +79,7 @@ class Batcher:
     def _send_next(self) -> None:
         self._start(self._send(self._take()))
 
-    def _take(self) -> list[tuple[Swing, asyncio.Future[SwingReply]]]:
+    def _take(self) -> list[tuple[Swing, asyncio.Future[Answer]]]:
         batch = self._queued[: self.max_games]
         del self._queued[: self.max_games]
         if not self._queued and self._overdue is not None:
@@ -100,7 +102,7 @@ class Batcher:
         self._turn_pending = False
         await self._send(self._take())
 
-    async def _send(self, batch: list[tuple[Swing, asyncio.Future[SwingReply]]]) -> None:
+    async def _send(self, batch: list[tuple[Swing, asyncio.Future[Answer]]]) -> None:
         if not batch:
             return
         try:
@@ -116,9 +118,10 @@ class Batcher:
                 if not future.done():
                     future.set_exception(UnansweredError(reason))
             return
+        at = time.perf_counter()
         for (_, future), results in zip(batch, reply.results, strict=True):
             if not future.done():
-                future.set_result(self._reply(reply.side, reply.instance, results))
+                future.set_result((self._reply(reply.side, reply.instance, results), at))
 
     def _reply(self, side: Side, instance: str, results: tuple[Result, ...]) -> SwingReply:
         key = (instance, results)

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 from pingpong.errors import GameAbortedError, UnansweredError
 from pingpong.messages import (
@@ -21,15 +22,80 @@ from pingpong.messages import (
     Stroke,
     Swing,
     SwingReply,
+    game_json,
     now,
+    stroke_json,
 )
 from pingpong.subjects import SIDES, Side
 
-Requester = Callable[[Side, Swing], Awaitable[SwingReply]]
-"""Sends one swing to a side and returns the reply; raises :class:`UnansweredError`."""
+Answer = tuple[SwingReply, float]
+"""A reply and when it came, on the rally's clock (``time.perf_counter``)."""
 
-StrokeSink = Callable[[Stroke], Awaitable[None]]
+Requester = Callable[[Side, Swing], Awaitable[Answer]]
+"""Sends one swing to a side and returns the answer; raises :class:`UnansweredError`.
+
+A requester that returns a future (the manager's batcher) costs no task per request."""
+
+
+class Play(NamedTuple):
+    """One stroke as played: the fields of :class:`Stroke`, without building the model."""
+
+    stroke: int
+    side: Side
+    instance: str
+    result: Result
+    latency_ms: float
+    attempts: int
+
+    def json(self) -> bytes:
+        """``encode(Stroke(...))`` of this stroke."""
+        return stroke_json(*self)
+
+
+StrokeSink = Callable[[Play], Awaitable[None]]
 """Called with every stroke as soon as it is played (the manager publishes it)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Played:
+    """A game as played: what :class:`Game` holds, written only when it is sent."""
+
+    game_id: str
+    manager: str
+    strokes: tuple[Play, ...]
+    winner: Side | None
+    winner_instance: str | None
+    duration_ms: float
+    started_at: datetime
+
+    def json(self, strokes: Iterable[bytes] | None = None) -> bytes:
+        """``encode(self.model())``; ``strokes`` is the strokes' JSON if it is already written."""
+        return game_json(
+            self.game_id,
+            strokes if strokes is not None else (play.json() for play in self.strokes),
+            self.winner,
+            self.winner_instance,
+            self.manager,
+            self.duration_ms,
+            self.started_at,
+        )
+
+    def model(self) -> Game:
+        """The game as its message."""
+        return Game(
+            game_id=self.game_id,
+            strokes=tuple(Stroke(**play._asdict()) for play in self.strokes),
+            winner=self.winner,
+            winner_instance=self.winner_instance,
+            manager=self.manager,
+            duration_ms=self.duration_ms,
+            started_at=self.started_at,
+        )
+
+
+def ms(seconds: float) -> float:
+    """Milliseconds, rounded to the microsecond (what the JSON writers expect)."""
+    return round(seconds * 1000, 3)
 
 
 @dataclass(frozen=True)
@@ -58,7 +124,22 @@ def other(side: Side) -> Side:
 
 
 class _Ask:
-    """One swing request of a round, with its retries: the reply, its latency, its tries."""
+    """One side's swings of a round: the request out, its retries, the reply's latency and tries."""
+
+    __slots__ = (
+        "attempts",
+        "clock",
+        "first",
+        "latency_ms",
+        "limits",
+        "pending",
+        "reply",
+        "request",
+        "sent",
+        "side",
+        "sleep",
+        "swing",
+    )
 
     def __init__(
         self,
@@ -71,24 +152,23 @@ class _Ask:
     ) -> None:
         self.side = side
         self.first = swing.stroke
+        self.swing = swing
+        self.request = request
+        self.limits = limits
+        self.clock = clock
+        self.sleep = sleep
+        self.attempts = 1
+        self.sent = clock()
+        self.pending: asyncio.Future[Answer] = asyncio.ensure_future(request(side, swing))
+        self.reply: SwingReply | None = None
         self.latency_ms = 0.0
-        self.attempts = 0
-        self.task = asyncio.ensure_future(self._run(request, swing, limits, clock, sleep))
 
-    async def _run(
-        self,
-        request: Requester,
-        swing: Swing,
-        limits: Limits,
-        clock: Callable[[], float],
-        sleep: Callable[[float], Awaitable[None]],
-    ) -> SwingReply:
-        side = self.side
-        while True:
-            self.attempts += 1
-            t0 = clock()
+    async def answer(self) -> SwingReply:
+        """The reply; a request that fails or does not fit is sent again (with backoff)."""
+        side, swing, limits = self.side, self.swing, self.limits
+        while self.reply is None:
             try:
-                reply = await request(side, swing)
+                reply, at = await self.pending
                 n = len(reply.results)
                 if (
                     reply.side != side
@@ -102,17 +182,21 @@ class _Ask:
                         f"no {side} player answered stroke {swing.stroke} "
                         f"({self.attempts} tries, last: {e})"
                     ) from None
-                await sleep(min(limits.backoff * 2 ** (self.attempts - 1), limits.max_backoff))
+                await self.sleep(min(limits.backoff * 2 ** (self.attempts - 1), limits.max_backoff))
+                self.attempts += 1
+                self.sent = self.clock()
+                self.pending = asyncio.ensure_future(self.request(side, swing))
                 continue
-            self.latency_ms = (clock() - t0) * 1000
-            return reply
+            self.latency_ms = ms(at - self.sent)
+            self.reply = reply
+        return self.reply
 
     def settle(self) -> None:
         """Cancel the request if it is still out; collect what it raised if it is done."""
-        if not self.task.done():
-            self.task.cancel()
-        elif not self.task.cancelled():
-            self.task.exception()
+        if not self.pending.done():
+            self.pending.cancel()
+        elif not self.pending.cancelled():
+            self.pending.exception()
 
 
 async def play_game(
@@ -126,7 +210,7 @@ async def play_game(
     clock: Callable[[], float] = time.perf_counter,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     started_at: datetime | None = None,
-) -> Game:
+) -> Played:
     """Play one game to a winner or a draw; raise :class:`GameAbortedError` if a side is gone.
 
     Strokes are asked for ``limits.ahead`` at a time: both sides get one request for
@@ -136,7 +220,7 @@ async def play_game(
     """
     start = clock()
     started_at = started_at or now()
-    strokes: list[Stroke] = []
+    strokes: list[Play] = []
     winner: Side | None = None
     winner_instance: str | None = None
     n = 1
@@ -158,14 +242,14 @@ async def play_game(
                 await on_start()
             for k in range(n, last + 1):
                 ask = asks[SIDES[(k - 1) % 2]]
-                reply = await ask.task
-                stroke = Stroke(
-                    stroke=k,
-                    side=ask.side,
-                    instance=reply.instance,
-                    result=reply.results[(k - ask.first) // 2],
-                    latency_ms=ask.latency_ms,
-                    attempts=ask.attempts,
+                reply = ask.reply if ask.reply is not None else await ask.answer()
+                stroke = Play(
+                    k,
+                    ask.side,
+                    reply.instance,
+                    reply.results[(k - ask.first) // 2],
+                    ask.latency_ms,
+                    ask.attempts,
                 )
                 strokes.append(stroke)
                 if on_stroke is not None:
@@ -178,12 +262,6 @@ async def play_game(
             for ask in asks.values():
                 ask.settle()
         n = last + 1
-    return Game(
-        game_id=game_id,
-        strokes=tuple(strokes),
-        winner=winner,
-        winner_instance=winner_instance,
-        manager=manager,
-        duration_ms=(clock() - start) * 1000,
-        started_at=started_at,
+    return Played(
+        game_id, manager, tuple(strokes), winner, winner_instance, ms(clock() - start), started_at
     )

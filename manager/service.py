@@ -12,6 +12,7 @@ import contextlib
 import dataclasses
 import logging
 import random
+import time
 from collections.abc import Awaitable, Callable
 from typing import Final
 
@@ -20,7 +21,7 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 
 from manager.batch import Batcher
-from manager.rally import Limits, play_game
+from manager.rally import Answer, Limits, Play, play_game
 from pingpong import bus, subjects
 from pingpong.errors import BadMessageError, GameAbortedError, RemoteError, UnansweredError
 from pingpong.messages import (
@@ -29,7 +30,6 @@ from pingpong.messages import (
     Message,
     RallyAborted,
     RallyStarted,
-    Stroke,
     Swing,
     SwingBatch,
     SwingBatchReply,
@@ -135,11 +135,14 @@ class Manager:
             side: Batcher(side, self._sender(side), settings.batch_games) for side in subjects.SIDES
         }
 
-    async def swing(self, side: subjects.Side, swing: Swing) -> SwingReply:
+    def swing(self, side: subjects.Side, swing: Swing) -> Awaitable[Answer]:
         """One swing, batched with other games' unless ``BATCH_GAMES`` is 1;
         :class:`UnansweredError` on timeout or no responders."""
         if self.settings.batch_games > 1:
-            return await self._batchers[side].swing(swing)
+            return self._batchers[side].swing(swing)
+        return self._swing_alone(side, swing)
+
+    async def _swing_alone(self, side: subjects.Side, swing: Swing) -> Answer:
         data = await self._ask(side, self._swing_subjects[side], encode(swing))
         reply = self._replies.get(data)
         if reply is None:
@@ -147,7 +150,7 @@ class Manager:
             if len(self._replies) >= REPLY_CACHE:
                 self._replies.clear()
             self._replies[data] = reply
-        return reply
+        return reply, time.perf_counter()
 
     def _sender(self, side: subjects.Side) -> Callable[[SwingBatch], Awaitable[SwingBatchReply]]:
         subject = subjects.swings_subject(side)
@@ -217,12 +220,12 @@ class Manager:
         async def on_start() -> None:
             await self._event(game_id, "started", started)
 
-        strokes = 0
+        strokes: list[bytes] = []  # their JSON, written once for the events and the game
         swing_subject = subjects.rally_subject(game_id, "swing")
 
-        async def on_stroke(stroke: Stroke) -> None:
-            nonlocal strokes
-            strokes += 1
+        async def on_stroke(play: Play) -> None:
+            stroke = play.json()
+            strokes.append(stroke)
             await self.nc.publish(swing_subject, swing_event(game_id, stroke))
 
         try:
@@ -245,12 +248,16 @@ class Manager:
             )
             log.warning("aborted: %s", reason, extra={"game_id": game_id})
             aborted = RallyAborted(
-                game_id=game_id, manager=self.instance, reason=reason, strokes=strokes, at=now()
+                game_id=game_id,
+                manager=self.instance,
+                reason=reason,
+                strokes=len(strokes),
+                at=now(),
             )
             with contextlib.suppress(GameAbortedError):  # logged; the abort is the answer
                 await self._final(game_id, "aborted", encode(aborted))
             raise GameAbortedError(reason, timed_out=timed_out) from None
-        data = encode(game)
+        data = game.json(strokes)
         await self._final(game_id, "finished", finished_event(data))
         log.debug("finished: %s", game.winner or "draw", extra={"game_id": game_id})
         return data

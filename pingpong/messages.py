@@ -6,6 +6,9 @@ message from a newer or broken sender fails loudly instead of being half read.
 
 from __future__ import annotations
 
+import functools
+import json
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Final, Literal, TypeVar
@@ -298,12 +301,60 @@ def finished_event(game: bytes) -> bytes:
 _FINISHED_HEAD: Final = b'{"v":%d,"kind":"finished","game":' % SCHEMA_VERSION
 
 
-def swing_event(game_id: str, stroke: Stroke) -> bytes:
-    """``encode(RallySwing(game_id=game_id, stroke=stroke))`` without building the event.
+def swing_event(game_id: str, stroke: bytes) -> bytes:
+    """``encode(RallySwing(game_id=game_id, stroke=...))`` from the stroke's JSON.
 
     ``game_id`` must be valid (it is one subject token, so it needs no JSON escaping).
     """
-    return b'%s%s","stroke":%s}' % (_SWING_HEAD, game_id.encode(), encode(stroke))
+    return b'%s%s","stroke":%s}' % (_SWING_HEAD, game_id.encode(), stroke)
 
 
 _SWING_HEAD: Final = b'{"v":%d,"kind":"swing","game_id":"' % SCHEMA_VERSION
+
+
+# The manager writes the JSON of every stroke and game by hand: these are the bytes
+# ``encode`` would give (tests check), without building and validating the models.
+# Floats must be rounded to 3 decimals (the manager keeps microseconds): in
+# ``[0, 1e16)`` Python's repr of such a float is the number pydantic writes.
+
+
+@functools.lru_cache(maxsize=1024)
+def _json_str(text: str) -> str:
+    return json.dumps(text, ensure_ascii=False)
+
+
+def stroke_json(
+    stroke: int, side: Side, instance: str, result: Result, latency_ms: float, attempts: int
+) -> bytes:
+    """``encode(Stroke(...))`` of these fields, without building the model."""
+    return (
+        f'{{"v":{SCHEMA_VERSION},"stroke":{stroke},"side":"{side}",'
+        f'"instance":{_json_str(instance)},"result":"{result.value}",'
+        f'"latency_ms":{latency_ms!r},"attempts":{attempts}}}'
+    ).encode()
+
+
+def game_json(
+    game_id: str,
+    strokes: Iterable[bytes],
+    winner: Side | None,
+    winner_instance: str | None,
+    manager: str,
+    duration_ms: float,
+    started_at: datetime,
+) -> bytes:
+    """``encode(Game(...))`` from the JSON of its strokes (:func:`stroke_json`).
+
+    ``game_id`` must be valid (a subject token needs no JSON escaping).
+    """
+    at = started_at.isoformat()
+    if at.endswith("+00:00"):
+        at = at[:-6] + "Z"
+    head = f'{{"v":{SCHEMA_VERSION},"game_id":"{game_id}","strokes":['.encode()
+    won = "null" if winner is None else f'"{winner}"'
+    won_by = "null" if winner_instance is None else _json_str(winner_instance)
+    tail = (
+        f'],"winner":{won},"winner_instance":{won_by},"manager":{_json_str(manager)},'
+        f'"duration_ms":{duration_ms!r},"started_at":"{at}"}}'
+    ).encode()
+    return head + b",".join(strokes) + tail

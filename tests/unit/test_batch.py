@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
@@ -50,12 +51,15 @@ async def test_swings_asked_in_one_turn_leave_as_one_batch_and_each_game_gets_it
     player = FakePlayer()
     batcher = Batcher("ping", player.send, max_games=64)
     futures = [batcher.swing(swing(f"g{n}", count=n)) for n in range(1, 6)]
-    replies = await asyncio.gather(*futures)
+    before = time.perf_counter()
+    answers = await asyncio.gather(*futures)
     assert [[s.game_id for s in b.swings] for b in player.batches] == [
         ["g1", "g2", "g3", "g4", "g5"]
     ]
-    assert [len(r.results) for r in replies] == [1, 2, 3, 4, 5]
-    assert {r.instance for r in replies} == {"ping-1@t"}
+    assert [len(r.results) for r, _ in answers] == [1, 2, 3, 4, 5]
+    assert {r.instance for r, _ in answers} == {"ping-1@t"}
+    assert len({at for _, at in answers}) == 1  # answered together, at one time
+    assert before < answers[0][1] < time.perf_counter()
 
 
 async def test_a_full_batch_leaves_at_once_and_the_rest_follows_in_the_next() -> None:

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import random
 import re
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
@@ -17,9 +19,12 @@ from pingpong.messages import (
     decode_event,
     encode,
     finished_event,
+    game_json,
     now,
+    stroke_json,
     swing_event,
 )
+from pingpong.subjects import Side
 
 
 def stroke(n: int, side: str, result: str) -> Stroke:
@@ -136,5 +141,67 @@ def test_a_swing_event_built_by_hand_is_the_one_pydantic_writes() -> None:
     s = Stroke(
         stroke=7, side="pong", instance='pong "2"@h\\x', result="MISS", latency_ms=0.25, attempts=2
     )
-    assert swing_event("a-b_1", s) == encode(RallySwing(game_id="a-b_1", stroke=s))
-    assert decode_event(swing_event("a-b_1", s)) == RallySwing(game_id="a-b_1", stroke=s)
+    event = swing_event("a-b_1", encode(s))
+    assert event == encode(RallySwing(game_id="a-b_1", stroke=s))
+    assert decode_event(event) == RallySwing(game_id="a-b_1", stroke=s)
+
+
+ODD_NAMES = ['pong "2"@h\\x', "pïng-1@nœud", "tab\tand\u001fcontrol", "a/b</script>"]
+MILLISECONDS = [0.0, 0.001, 0.01, 0.1, 0.5, 1.0, 2.345, 999.999, 123456.789, 1e15 + 0.125]
+
+
+@pytest.mark.parametrize("instance", ODD_NAMES)
+@pytest.mark.parametrize("latency_ms", MILLISECONDS)
+def test_a_stroke_written_by_hand_is_the_one_pydantic_writes(
+    instance: str, latency_ms: float
+) -> None:
+    model = Stroke(
+        stroke=3, side="pong", instance=instance, result="MISS", latency_ms=latency_ms, attempts=2
+    )
+    assert stroke_json(3, "pong", instance, Result.MISS, latency_ms, 2) == encode(model)
+
+
+def test_any_latency_rounded_to_the_microsecond_is_written_as_pydantic_writes_it() -> None:
+    rng = random.Random(7)
+    for _ in range(20_000):
+        ms = round(rng.choice([1e-3, 1, 1e3, 1e6, 1e12]) * rng.random(), 3)
+        model = Stroke(stroke=1, side="ping", instance="i", result="HIT", latency_ms=ms)
+        assert stroke_json(1, "ping", "i", Result.HIT, ms, 1) == encode(model), ms
+
+
+@pytest.mark.parametrize("winner", [None, "ping", "pong"])
+@pytest.mark.parametrize(
+    "started_at",
+    [
+        datetime(2026, 11, 25, 10, 0, tzinfo=UTC),
+        datetime(2026, 11, 25, 10, 0, 0, 500, tzinfo=UTC),
+        datetime(2026, 11, 25, 10, 0, 0, 123456, tzinfo=timezone(timedelta(hours=2))),
+    ],
+)
+def test_a_game_joined_from_its_strokes_json_is_the_one_pydantic_writes(
+    winner: Side | None, started_at: datetime
+) -> None:
+    strokes = [
+        Stroke(stroke=k, side=side, instance=name, result="HIT", latency_ms=0.125 * k)
+        for k, (side, name) in enumerate(zip(["ping", "pong", "ping"], ODD_NAMES, strict=False), 1)
+    ]
+    g = Game(
+        game_id="g-1",
+        strokes=tuple(strokes),
+        winner=winner,
+        winner_instance=None if winner is None else ODD_NAMES[1],
+        manager=ODD_NAMES[0],
+        duration_ms=12.345,
+        started_at=started_at,
+    )
+    written = game_json(
+        g.game_id,
+        [encode(s) for s in strokes],
+        g.winner,
+        g.winner_instance,
+        g.manager,
+        g.duration_ms,
+        g.started_at,
+    )
+    assert written == encode(g)
+    assert decode(Game, written) == g

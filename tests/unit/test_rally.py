@@ -1,12 +1,14 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
 from manager import Limits, play_game
+from manager.rally import Answer, Play
 from pingpong.errors import GameAbortedError, UnansweredError
-from pingpong.messages import Result, Stroke, Swing, SwingReply
+from pingpong.messages import Result, Swing, SwingReply, encode
 from pingpong.subjects import Side
 
 
@@ -25,7 +27,7 @@ class FakeRequester:
         self.calls: list[tuple[Side, int, int]] = []
         self.cancelled: list[Side] = []
 
-    async def __call__(self, side: Side, swing: Swing) -> SwingReply:
+    async def __call__(self, side: Side, swing: Swing) -> Answer:
         self.calls.append((side, swing.stroke, swing.count))
         if side == self.hang:
             try:
@@ -41,7 +43,8 @@ class FakeRequester:
             results.append(Result.MISS if k == self.miss_at else Result.HIT)
             if k == self.miss_at:
                 break
-        return SwingReply(side=side, instance=f"{side}-{len(self.calls)}", results=tuple(results))
+        reply = SwingReply(side=side, instance=f"{side}-{len(self.calls)}", results=tuple(results))
+        return reply, time.perf_counter()
 
 
 async def no_sleep(_: float) -> None:
@@ -57,7 +60,7 @@ async def test_ping_serves_and_the_sides_alternate_until_a_miss() -> None:
     assert fake.calls == [("ping", 1, 1), ("pong", 2, 1), ("ping", 3, 1)]
     assert game.winner == "pong"
     assert game.winner_instance == "pong-2"
-    assert game.transcript().splitlines() == [
+    assert game.model().transcript().splitlines() == [
         "PING --> HIT",
         "PONG --> HIT",
         "PING --> MISS",
@@ -113,7 +116,7 @@ async def test_the_cap_without_a_miss_is_a_draw_with_every_stroke_asked_once(ahe
     assert [s.stroke for s in game.strokes] == list(range(1, 100))
     assert [s.side for s in game.strokes[:2]] == ["ping", "pong"]
     assert game.winner is None
-    assert game.transcript().splitlines()[-1] == "DRAW"
+    assert game.model().transcript().splitlines()[-1] == "DRAW"
     asked = sorted(first + 2 * i for _, first, count in fake.calls for i in range(count))
     assert asked == list(range(1, 100))
 
@@ -154,11 +157,11 @@ class Liar(FakeRequester):
         super().__init__(miss_at=2)
         self.lie: tuple[Result, ...] | None = results
 
-    async def __call__(self, side: Side, swing: Swing) -> SwingReply:
-        reply = await super().__call__(side, swing)
+    async def __call__(self, side: Side, swing: Swing) -> Answer:
+        reply, at = await super().__call__(side, swing)
         if side == "ping" and self.lie is not None:
             reply, self.lie = reply.model_copy(update={"results": self.lie}), None
-        return reply
+        return reply, at
 
 
 @pytest.mark.parametrize(
@@ -176,9 +179,9 @@ async def test_a_reply_that_does_not_fit_the_swing_is_asked_again(
 
 
 async def test_every_stroke_reaches_the_sink_in_order_before_the_game_ends() -> None:
-    seen: list[Stroke] = []
+    seen: list[Play] = []
 
-    async def sink(s: Stroke) -> None:
+    async def sink(s: Play) -> None:
         seen.append(s)
 
     game = await play_game(FakeRequester(miss_at=4), "g", "m", Limits(), sink, sleep=no_sleep)
@@ -194,10 +197,32 @@ async def test_the_start_callback_runs_once_before_the_first_stroke_even_over_se
     async def on_start() -> None:
         order.append("started")
 
-    async def sink(s: Stroke) -> None:
+    async def sink(s: Play) -> None:
         order.append(f"stroke {s.stroke}")
 
     fake = FakeRequester(miss_at=5)
     await play_game(fake, "g", "m", Limits(ahead=2), sink, on_start=on_start, sleep=no_sleep)
     assert order == ["started", *(f"stroke {n}" for n in range(1, 6))]
     assert len(fake.calls) == 6  # three rounds of two requests
+
+
+async def test_each_sides_latency_runs_to_its_own_answer_not_to_when_the_game_reads_it() -> None:
+    clock = 10.0
+    answers: dict[Side, asyncio.Future[Answer]] = {}
+
+    def request(side: Side, swing: Swing) -> asyncio.Future[Answer]:
+        answers[side] = asyncio.get_running_loop().create_future()
+        return answers[side]
+
+    game = asyncio.ensure_future(play_game(request, "g", "m", Limits(ahead=2), clock=lambda: clock))
+    await asyncio.sleep(0)
+    pong = SwingReply(side="pong", instance="pong-1", results=(Result.MISS,))
+    answers["pong"].set_result((pong, 10.001))  # pong answers first, after 1 ms
+    await asyncio.sleep(0)
+    ping = SwingReply(side="ping", instance="ping-1", results=(Result.HIT,))
+    answers["ping"].set_result((ping, 10.005))  # ping after 5 ms
+    clock = 10.006
+    played = await game
+    assert [(s.side, s.latency_ms) for s in played.strokes] == [("ping", 5.0), ("pong", 1.0)]
+    assert played.duration_ms == 6.0
+    assert played.json() == encode(played.model())
