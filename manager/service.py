@@ -1,8 +1,11 @@
 """The manager service: serves ``game.play`` (queue group ``manager``).
 
-Every game runs in its own task, at most ``MAX_GAMES`` at once; each swing is
-a NATS request to ``<side>.swing``. Events go to ``rally.<game_id>.<kind>``;
-the final one through JetStream with ``Nats-Msg-Id`` so a retry is stored once.
+Every game runs in its own task, at most ``MAX_GAMES`` at once. The swings its
+games ask of a side in one turn of the loop go as one request to ``<side>.swings``
+(``BATCH_GAMES=1``: one request a swing to ``<side>.swing``). Events go to
+``rally.<game_id>.<kind>``, the final one through JetStream with ``Nats-Msg-Id``
+so a retry is stored once. Strokes and games are written as JSON by hand
+(``messages.stroke_json``/``game_json``, tested equal to pydantic's bytes).
 """
 
 from __future__ import annotations
