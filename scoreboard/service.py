@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from typing import Final
 
@@ -21,6 +22,7 @@ import nats.errors
 import nats.js.errors
 from nats.aio.client import Client
 from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StorageType
 from nats.js.kv import KeyValue
@@ -54,10 +56,75 @@ _TRANSIENT = (
 )
 
 
+class Puller:
+    """Pull requests on the scoreboard's consumer, answered to one inbox with a callback.
+
+    What nats-py's ``fetch`` does, but its ``fetch`` waits for each message of a
+    batch with a task of its own (``wait_for`` and a ``uuid4`` each); here the
+    subscription's callback collects them. A request first asks for what is
+    there now (``no_wait``); only if nothing is, a second one waits for events.
+    """
+
+    LINGER_MARGIN: Final = 0.1
+    """Seconds the waiting request expires before :meth:`fetch` gives up on it."""
+
+    def __init__(self, nc: Client) -> None:
+        self.nc = nc
+        self.subject = f"$JS.API.CONSUMER.MSG.NEXT.{subjects.STREAM}.{subjects.SCOREBOARD_CONSUMER}"
+        self.inbox = nc.new_inbox()
+        self._sub: Subscription | None = None
+        self._msgs: list[Msg] = []  # events that came, oldest first
+        self._want = 0
+        self._answered: asyncio.Future[None] | None = None
+
+    async def start(self) -> None:
+        self._sub = await self.nc.subscribe(self.inbox, cb=self._on_msg)
+
+    async def stop(self) -> None:
+        if self._sub is not None:
+            with contextlib.suppress(nats.errors.Error):
+                await self._sub.unsubscribe()
+            self._sub = None
+
+    async def fetch(self, batch: int, timeout: float) -> list[Msg]:
+        """Up to ``batch`` events, in delivery order; :class:`TimeoutError` if none came."""
+        if len(self._msgs) < batch:  # what came after the last fetch returned counts first
+            await self._ask({"batch": batch - len(self._msgs), "no_wait": True}, batch, timeout)
+        if not self._msgs:
+            expires = max(timeout - self.LINGER_MARGIN, 0.01)
+            await self._ask({"batch": batch, "expires": int(expires * 1e9)}, 1, timeout)
+        msgs, self._msgs = self._msgs[:batch], self._msgs[batch:]
+        if not msgs:
+            raise TimeoutError
+        return msgs
+
+    async def _ask(self, request: dict[str, object], want: int, timeout: float) -> None:
+        """Send a pull request; return once ``want`` events are in, it is answered, or timed out."""
+        self._want = want
+        self._answered = asyncio.get_running_loop().create_future()
+        await self.nc.publish(self.subject, json.dumps(request).encode(), reply=self.inbox)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._answered, timeout)
+
+    async def _on_msg(self, msg: Msg) -> None:
+        status = msg.headers.get("Status") if msg.headers else None
+        if status is None:
+            self._msgs.append(msg)
+            if len(self._msgs) < self._want:
+                return
+        elif status == "100":  # an idle heartbeat
+            return
+        # 404 no messages, 408 request expired, 409 a conflict (consumer deleted,
+        # leader changed): this request brings nothing more
+        if self._answered is not None and not self._answered.done():
+            self._answered.set_result(None)
+
+
 class Scoreboard:
     """Keeps the tally in memory and in KV; answers ``scores.get``."""
 
-    def __init__(self, js: JetStreamContext, kv: KeyValue) -> None:
+    def __init__(self, nc: Client, js: JetStreamContext, kv: KeyValue) -> None:
+        self.nc = nc
         self.js = js
         self.kv = kv
         self.tally = Tally()
@@ -118,7 +185,7 @@ class Scoreboard:
             return
         raise RuntimeError("scores kept changing under us; giving up this batch")
 
-    async def subscribe(self) -> JetStreamContext.PullSubscription:
+    async def subscribe(self) -> Puller:
         """The durable consumer, made afresh from the first stream sequence not yet counted."""
         with contextlib.suppress(nats.js.errors.NotFoundError):
             await self.js.delete_consumer(subjects.STREAM, subjects.SCOREBOARD_CONSUMER)
@@ -131,16 +198,14 @@ class Scoreboard:
             ack_wait=30,
             max_ack_pending=10 * BATCH,
         )
-        return await self.js.pull_subscribe(
-            subjects.RALLY_ALL,
-            durable=subjects.SCOREBOARD_CONSUMER,
-            stream=subjects.STREAM,
-            config=config,
-        )
+        await self.js.add_consumer(subjects.STREAM, config)
+        puller = Puller(self.nc)
+        await puller.start()
+        return puller
 
     async def consume(self, stop: asyncio.Event) -> None:
         """Fetch, fold, store, ack until ``stop``; ride out NATS outages."""
-        sub: JetStreamContext.PullSubscription | None = None
+        sub: Puller | None = None
         delivered = 0  # the consumer's delivery sequence of the last event that arrived
         try:
             while not stop.is_set():
@@ -152,7 +217,7 @@ class Scoreboard:
                     if not msgs:  # fetch can end with only a status message
                         continue
                 except TimeoutError:  # nats-py's, or a bare one out of fetch: nothing new
-                    if sub is not None and await _lost_tail(sub, delivered):
+                    if sub is not None and await self._lost_tail(delivered):
                         await self._drop(sub, "the server delivered events that never arrived")
                         sub = None
                     continue
@@ -189,27 +254,24 @@ class Scoreboard:
                     await _sleep_or_stop(stop, GATHER)
         finally:
             if sub is not None:  # a pull subscription would hold up the drain
-                with contextlib.suppress(nats.errors.Error):
-                    await sub.unsubscribe()
+                await sub.stop()
 
-    async def _drop(self, sub: JetStreamContext.PullSubscription, why: str) -> None:
+    async def _drop(self, sub: Puller, why: str) -> None:
         """Say why and unsubscribe; the loop makes the consumer again from the tally's sequence."""
         log.warning(
             "%s (a NATS server went away mid-delivery?); reading again from stream sequence %d",
             why,
             self.tally.scores.last_seq + 1,
         )
-        with contextlib.suppress(nats.errors.Error):
-            await sub.unsubscribe()
+        await sub.stop()
 
-
-async def _lost_tail(sub: JetStreamContext.PullSubscription, delivered: int) -> bool:
-    """True when the consumer says it delivered past ``delivered`` (checked when idle)."""
-    try:
-        info = await sub.consumer_info()
-    except (*_TRANSIENT, nats.js.errors.APIError):
-        return False
-    return info.delivered is not None and (info.delivered.consumer_seq or 0) > delivered
+    async def _lost_tail(self, delivered: int) -> bool:
+        """True when the consumer says it delivered past ``delivered`` (checked when idle)."""
+        try:
+            info = await self.js.consumer_info(subjects.STREAM, subjects.SCOREBOARD_CONSUMER)
+        except (*_TRANSIENT, nats.js.errors.APIError):
+            return False
+        return info.delivered is not None and (info.delivered.consumer_seq or 0) > delivered
 
 
 async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
@@ -236,7 +298,7 @@ async def _open(nc: Client, settings: Settings, stop: asyncio.Event) -> Scoreboa
     js = nc.jetstream(timeout=2.0)
     while await bus.wait_for_stream(js, settings.stream_replicas, stop):
         try:
-            board = Scoreboard(js, await open_bucket(js, settings.stream_replicas))
+            board = Scoreboard(nc, js, await open_bucket(js, settings.stream_replicas))
             await board.load()
         except (*_TRANSIENT, nats.js.errors.APIError) as e:
             log.warning("scores bucket not ready (%s); retrying", e)

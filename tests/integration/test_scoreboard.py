@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 
 import aiohttp
+import pytest
 from nats.aio.client import Client
 
-from pingpong import subjects
+from pingpong import bus, subjects
 from pingpong.messages import (
     Game,
     RallyFinished,
@@ -15,6 +16,7 @@ from pingpong.messages import (
     decode_event,
     encode,
 )
+from scoreboard.service import Scoreboard, open_bucket
 from tests.conftest import Services, wait_for
 from tests.natsserver import NatsServer
 
@@ -181,3 +183,30 @@ async def test_events_refuses_a_bad_game_id_with_400(services: Services) -> None
     async with aiohttp.ClientSession() as http, http.get(url + "/events?game=a.b") as r:
         assert r.status == 400
         assert (await r.text()).startswith("game must be a game id")
+
+
+async def test_the_puller_gives_what_is_there_in_order_a_batch_at_a_time_and_times_out_idle(
+    nc: Client,
+) -> None:
+    js = nc.jetstream()
+    assert await bus.ensure_stream(js) is None
+    board = Scoreboard(nc, js, await open_bucket(js, 1))
+    for n in range(5):  # a swing event between results: the consumer skips it
+        await js.publish(subjects.rally_subject(f"g{n}", "swing"), b"{}")
+        await js.publish(subjects.rally_subject(f"g{n}", "finished"), f"{n}".encode())
+    puller = await board.subscribe()
+    try:
+        first = await puller.fetch(3, timeout=1)
+        rest = await puller.fetch(3, timeout=1)
+        assert [m.data for m in first + rest] == [b"0", b"1", b"2", b"3", b"4"]
+        assert [m.metadata.sequence.consumer for m in first + rest] == [1, 2, 3, 4, 5]
+        start = asyncio.get_running_loop().time()
+        with pytest.raises(TimeoutError):
+            await puller.fetch(3, timeout=0.5)
+        assert 0.3 < asyncio.get_running_loop().time() - start < 1.5
+        later = asyncio.ensure_future(puller.fetch(3, timeout=2))  # waits for the next one
+        await asyncio.sleep(0.1)
+        await js.publish(subjects.rally_subject("g5", "finished"), b"5")
+        assert [m.data for m in await later] == [b"5"]
+    finally:
+        await puller.stop()
