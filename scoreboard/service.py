@@ -88,23 +88,28 @@ class Puller:
 
     async def fetch(self, batch: int, timeout: float) -> list[Msg]:
         """Up to ``batch`` events, in delivery order; :class:`TimeoutError` if none came."""
+        deadline = asyncio.get_running_loop().time() + timeout
         if len(self._msgs) < batch:  # what came after the last fetch returned counts first
-            await self._ask({"batch": batch - len(self._msgs), "no_wait": True}, batch, timeout)
+            await self._ask({"batch": batch - len(self._msgs), "no_wait": True}, batch, deadline)
         if not self._msgs:
-            expires = max(timeout - self.LINGER_MARGIN, 0.01)
-            await self._ask({"batch": batch, "expires": int(expires * 1e9)}, 1, timeout)
+            left = deadline - asyncio.get_running_loop().time()
+            if left > self.LINGER_MARGIN:
+                expires = int((left - self.LINGER_MARGIN) * 1e9)
+                await self._ask({"batch": batch, "expires": expires}, 1, deadline)
         msgs, self._msgs = self._msgs[:batch], self._msgs[batch:]
         if not msgs:
             raise TimeoutError
         return msgs
 
-    async def _ask(self, request: dict[str, object], want: int, timeout: float) -> None:
-        """Send a pull request; return once ``want`` events are in, it is answered, or timed out."""
+    async def _ask(self, request: dict[str, object], want: int, deadline: float) -> None:
+        """Send a pull request; return once ``want`` events are in, it is answered, or at
+        ``deadline`` (loop time)."""
         self._want = want
         self._answered = asyncio.get_running_loop().create_future()
         await self.nc.publish(self.subject, json.dumps(request).encode(), reply=self.inbox)
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._answered, timeout)
+            async with asyncio.timeout_at(deadline):
+                await self._answered
 
     async def _on_msg(self, msg: Msg) -> None:
         status = msg.headers.get("Status") if msg.headers else None
@@ -112,10 +117,9 @@ class Puller:
             self._msgs.append(msg)
             if len(self._msgs) < self._want:
                 return
-        elif status == "100":  # an idle heartbeat
-            return
-        # 404 no messages, 408 request expired, 409 a conflict (consumer deleted,
-        # leader changed): this request brings nothing more
+        elif status not in ("404", "408"):  # 100 a heartbeat; 409 a conflict (consumer
+            return  # deleted, leader changed): wait out the timeout, as nats-py's fetch does
+        # 404 no messages now, 408 the request expired: it brings nothing more
         if self._answered is not None and not self._answered.done():
             self._answered.set_result(None)
 

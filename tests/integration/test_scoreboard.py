@@ -210,3 +210,21 @@ async def test_the_puller_gives_what_is_there_in_order_a_batch_at_a_time_and_tim
         assert [m.data for m in await later] == [b"5"]
     finally:
         await puller.stop()
+
+
+async def test_the_puller_of_a_consumer_that_is_gone_waits_out_its_timeout_once(
+    nc: Client,
+) -> None:
+    js = nc.jetstream()
+    assert await bus.ensure_stream(js) is None
+    board = Scoreboard(nc, js, await open_bucket(js, 1))
+    puller = await board.subscribe()
+    await js.delete_consumer(subjects.STREAM, subjects.SCOREBOARD_CONSUMER)
+    try:
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        with pytest.raises(TimeoutError):  # the no-responders answer does not end the wait
+            await puller.fetch(3, timeout=0.5)
+        assert 0.45 < loop.time() - start < 0.8
+    finally:
+        await puller.stop()
