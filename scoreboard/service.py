@@ -217,10 +217,8 @@ class Scoreboard:
                     if sub is None:
                         sub = await self.subscribe()
                         delivered = 0
-                    msgs = await sub.fetch(batch=BATCH, timeout=1)
-                    if not msgs:  # fetch can end with only a status message
-                        continue
-                except TimeoutError:  # nats-py's, or a bare one out of fetch: nothing new
+                    msgs = await sub.fetch(batch=BATCH, timeout=1)  # never empty
+                except TimeoutError:  # nothing new within the fetch's timeout
                     if sub is not None and await self._lost_tail(delivered):
                         await self._drop(sub, "the server delivered events that never arrived")
                         sub = None
