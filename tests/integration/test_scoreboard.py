@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
@@ -16,7 +18,7 @@ from pingpong.messages import (
     decode_event,
     encode,
 )
-from scoreboard.service import Scoreboard, open_bucket
+from scoreboard.service import Puller, Scoreboard, open_bucket
 from tests.conftest import Services, wait_for
 from tests.natsserver import NatsServer
 
@@ -185,46 +187,48 @@ async def test_events_refuses_a_bad_game_id_with_400(services: Services) -> None
         assert (await r.text()).startswith("game must be a game id")
 
 
+@contextlib.asynccontextmanager
+async def puller(nc: Client, events: int = 0) -> AsyncIterator[Puller]:
+    """The scoreboard's puller on a fresh stream holding ``events`` results (and swings)."""
+    js = nc.jetstream()
+    assert await bus.ensure_stream(js) is None
+    for n in range(events):  # a swing event between results: the consumer skips it
+        await js.publish(subjects.rally_subject(f"g{n}", "swing"), b"{}")
+        await js.publish(subjects.rally_subject(f"g{n}", "finished"), f"{n}".encode())
+    board = Scoreboard(nc, js, await open_bucket(js, 1))
+    pull = await board.subscribe()
+    try:
+        yield pull
+    finally:
+        await pull.stop()
+
+
 async def test_the_puller_gives_what_is_there_in_order_a_batch_at_a_time_and_times_out_idle(
     nc: Client,
 ) -> None:
-    js = nc.jetstream()
-    assert await bus.ensure_stream(js) is None
-    board = Scoreboard(nc, js, await open_bucket(js, 1))
-    for n in range(5):  # a swing event between results: the consumer skips it
-        await js.publish(subjects.rally_subject(f"g{n}", "swing"), b"{}")
-        await js.publish(subjects.rally_subject(f"g{n}", "finished"), f"{n}".encode())
-    puller = await board.subscribe()
-    try:
-        first = await puller.fetch(3, timeout=1)
-        rest = await puller.fetch(3, timeout=1)
+    loop = asyncio.get_running_loop()
+    async with puller(nc, events=5) as pull:
+        first = await pull.fetch(3, timeout=1)
+        rest = await pull.fetch(3, timeout=1)
         assert [m.data for m in first + rest] == [b"0", b"1", b"2", b"3", b"4"]
         assert [m.metadata.sequence.consumer for m in first + rest] == [1, 2, 3, 4, 5]
-        start = asyncio.get_running_loop().time()
+        start = loop.time()
         with pytest.raises(TimeoutError):
-            await puller.fetch(3, timeout=0.5)
-        assert 0.3 < asyncio.get_running_loop().time() - start < 1.5
-        later = asyncio.ensure_future(puller.fetch(3, timeout=2))  # waits for the next one
+            await pull.fetch(3, timeout=0.5)
+        assert 0.3 < loop.time() - start < 1.5
+        later = asyncio.ensure_future(pull.fetch(3, timeout=2))  # waits for the next one
         await asyncio.sleep(0.1)
-        await js.publish(subjects.rally_subject("g5", "finished"), b"5")
+        await nc.jetstream().publish(subjects.rally_subject("g5", "finished"), b"5")
         assert [m.data for m in await later] == [b"5"]
-    finally:
-        await puller.stop()
 
 
 async def test_the_puller_of_a_consumer_that_is_gone_waits_out_its_timeout_once(
     nc: Client,
 ) -> None:
-    js = nc.jetstream()
-    assert await bus.ensure_stream(js) is None
-    board = Scoreboard(nc, js, await open_bucket(js, 1))
-    puller = await board.subscribe()
-    await js.delete_consumer(subjects.STREAM, subjects.SCOREBOARD_CONSUMER)
-    try:
-        loop = asyncio.get_running_loop()
+    loop = asyncio.get_running_loop()
+    async with puller(nc) as pull:
+        await nc.jetstream().delete_consumer(subjects.STREAM, subjects.SCOREBOARD_CONSUMER)
         start = loop.time()
         with pytest.raises(TimeoutError):  # the no-responders answer does not end the wait
-            await puller.fetch(3, timeout=0.5)
+            await pull.fetch(3, timeout=0.5)
         assert 0.45 < loop.time() - start < 0.8
-    finally:
-        await puller.stop()
