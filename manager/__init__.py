@@ -1,6 +1,6 @@
 """The manager plays games: ping, pong, ping, ... until one misses."""
 
-from manager.rally import Limits, play_game
+from manager.rally import Limits, Rally
 from manager.service import serve
 
-__all__ = ["Limits", "play_game", "serve"]
+__all__ = ["Limits", "Rally", "serve"]

@@ -1,14 +1,15 @@
-"""The rally loop, apart from I/O: it asks a requester for the swings.
+"""The rally as a state machine, apart from I/O.
 
-``play_game`` is tested against a fake requester; the service passes one that
-sends NATS requests.
+A :class:`Rally` says which swings to ask for (:meth:`Rally.next_round`), turns
+each answer into the strokes it makes playable (:meth:`Rally.answer`) and says
+how long to wait before asking a side again (:meth:`Rally.failed`). It never
+sends or waits: the manager does, for many games at once, and this is tested
+on its own with no event loop.
 """
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import NamedTuple
@@ -20,21 +21,10 @@ from pingpong.messages import (
     Game,
     Result,
     Stroke,
-    Swing,
-    SwingReply,
     game_json,
-    now,
     stroke_json,
 )
 from pingpong.subjects import SIDES, Side
-
-Answer = tuple[SwingReply, float]
-"""A reply and when it came, on the rally's clock (``time.perf_counter``)."""
-
-Requester = Callable[[Side, Swing], Awaitable[Answer]]
-"""Sends one swing to a side and returns the answer; raises :class:`UnansweredError`.
-
-A requester that returns a future (the manager's batcher) costs no task per request."""
 
 
 class Play(NamedTuple):
@@ -50,10 +40,6 @@ class Play(NamedTuple):
     def json(self) -> bytes:
         """``encode(Stroke(...))`` of this stroke."""
         return stroke_json(*self)
-
-
-StrokeSink = Callable[[Play], Awaitable[None]]
-"""Called with every stroke as soon as it is played (the manager publishes it)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,145 +109,132 @@ def other(side: Side) -> Side:
     return "pong" if side == "ping" else "ping"
 
 
-class _Ask:
-    """One side's swings of a round: the request out, its retries, the reply's latency and tries."""
+class Ask:
+    """One side's swings of a round: strokes ``first``, ``first + 2``, ... (``count`` of them)."""
 
-    __slots__ = (
-        "attempts",
-        "clock",
-        "first",
-        "latency_ms",
-        "limits",
-        "pending",
-        "reply",
-        "request",
-        "sent",
-        "side",
-        "sleep",
-        "swing",
-    )
+    __slots__ = ("attempts", "count", "first", "latency_ms", "results", "sent", "side")
 
-    def __init__(
-        self,
-        request: Requester,
-        side: Side,
-        swing: Swing,
-        limits: Limits,
-        clock: Callable[[], float],
-        sleep: Callable[[float], Awaitable[None]],
-    ) -> None:
+    def __init__(self, side: Side, first: int, count: int, sent: float) -> None:
         self.side = side
-        self.first = swing.stroke
-        self.swing = swing
-        self.request = request
-        self.limits = limits
-        self.clock = clock
-        self.sleep = sleep
+        self.first = first
+        self.count = count
+        self.sent = sent
+        """When the request left (the rally's clock), for the strokes' latency."""
         self.attempts = 1
-        self.sent = clock()
-        self.pending: asyncio.Future[Answer] = asyncio.ensure_future(request(side, swing))
-        self.reply: SwingReply | None = None
+        self.results: tuple[Result, ...] | None = None
         self.latency_ms = 0.0
 
-    async def answer(self) -> SwingReply:
-        """The reply; a request that fails or does not fit is sent again (with backoff)."""
-        side, swing, limits = self.side, self.swing, self.limits
-        while self.reply is None:
-            try:
-                reply, at = await self.pending
-                n = len(reply.results)
-                if (
-                    reply.side != side
-                    or n > swing.count
-                    or (n < swing.count and reply.results[-1] is not Result.MISS)
-                ):
-                    raise UnansweredError(f"a {side} player answered {n} of {swing.count} swings")
-            except UnansweredError as e:
-                if self.attempts > limits.retries:
-                    raise GameAbortedError(
-                        f"no {side} player answered stroke {swing.stroke} "
-                        f"({self.attempts} tries, last: {e})"
-                    ) from None
-                await self.sleep(min(limits.backoff * 2 ** (self.attempts - 1), limits.max_backoff))
-                self.attempts += 1
-                self.sent = self.clock()
-                self.pending = asyncio.ensure_future(self.request(side, swing))
-                continue
-            self.latency_ms = ms(at - self.sent)
-            self.reply = reply
-        return self.reply
 
-    def settle(self) -> None:
-        """Cancel the request if it is still out; collect what it raised if it is done."""
-        if not self.pending.done():
-            self.pending.cancel()
-        elif not self.pending.cancelled():
-            self.pending.exception()
+class Rally:
+    """One game's rally: ask both sides for a round of strokes, play the answers in order.
 
-
-async def play_game(
-    request: Requester,
-    game_id: str,
-    manager: str,
-    limits: Limits,
-    on_stroke: StrokeSink | None = None,
-    *,
-    on_start: Callable[[], Awaitable[None]] | None = None,
-    clock: Callable[[], float] = time.perf_counter,
-    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-    started_at: datetime | None = None,
-) -> Played:
-    """Play one game to a winner or a draw; raise :class:`GameAbortedError` if a side is gone.
-
-    Strokes are asked for ``limits.ahead`` at a time: both sides get one request for
-    their strokes of the round, at once. The game is the strokes up to the first MISS.
-    ``on_start`` is awaited once the first swings are on their way (the manager publishes
-    the started event then, so both leave in one write to the socket).
+    Strokes are asked for ``limits.ahead`` at a time: each side gets one request for its
+    strokes of the round. A stroke is played once its side has answered, in stroke order,
+    so the strokes come out in order whichever side answers first. The game is the strokes
+    up to the first MISS (the other side's answer is then not waited for), or a draw at
+    ``limits.max_rounds``.
     """
-    start = clock()
-    started_at = started_at or now()
-    strokes: list[Play] = []
-    winner: Side | None = None
-    winner_instance: str | None = None
-    n = 1
-    while n <= limits.max_rounds and winner is None:
-        last = min(n + limits.ahead - 1, limits.max_rounds)
-        asks = {
-            SIDES[(first - 1) % 2]: _Ask(
-                request,
-                SIDES[(first - 1) % 2],
-                Swing(game_id=game_id, stroke=first, count=(last - first) // 2 + 1),
-                limits,
-                clock,
-                sleep,
-            )
-            for first in range(n, min(n + 2, last + 1))
-        }
-        try:
-            if n == 1 and on_start is not None:
-                await on_start()
-            for k in range(n, last + 1):
-                ask = asks[SIDES[(k - 1) % 2]]
-                reply = ask.reply if ask.reply is not None else await ask.answer()
-                stroke = Play(
-                    k,
-                    ask.side,
-                    reply.instance,
-                    reply.results[(k - ask.first) // 2],
-                    ask.latency_ms,
-                    ask.attempts,
-                )
-                strokes.append(stroke)
-                if on_stroke is not None:
-                    await on_stroke(stroke)
-                if stroke.result is Result.MISS:
-                    winner = other(ask.side)
-                    winner_instance = strokes[-2].instance if len(strokes) > 1 else None
-                    break
-        finally:
-            for ask in asks.values():
-                ask.settle()
-        n = last + 1
-    return Played(
-        game_id, manager, tuple(strokes), winner, winner_instance, ms(clock() - start), started_at
+
+    __slots__ = (
+        "_asks",
+        "_instance",
+        "_last",
+        "_next",
+        "game_id",
+        "limits",
+        "over",
+        "strokes",
+        "winner",
+        "winner_instance",
     )
+
+    def __init__(self, game_id: str, limits: Limits) -> None:
+        self.game_id = game_id
+        self.limits = limits
+        self.strokes: list[Play] = []
+        self.winner: Side | None = None
+        self.winner_instance: str | None = None
+        self.over = False
+        """True once a side missed or the cap was reached."""
+        self._next = 1  # the next stroke to play
+        self._last = 0  # the last stroke of this round
+        self._asks: dict[Side, Ask] = {}
+        self._instance: dict[Side, str] = {}
+
+    def next_round(self, now: float) -> list[Ask]:
+        """The requests of the next round (one per side, one near the cap); [] when over."""
+        if self.over or self._next <= self._last:
+            return []
+        n = self._next
+        last = self._last = min(n + self.limits.ahead - 1, self.limits.max_rounds)
+        asks = [
+            Ask(SIDES[(first - 1) % 2], first, (last - first) // 2 + 1, now)
+            for first in range(n, min(n + 2, last + 1))
+        ]
+        self._asks = {ask.side: ask for ask in asks}
+        return asks
+
+    def waits_for(self, ask: Ask) -> bool:
+        """True while ``ask`` is a request of this round that has no answer yet."""
+        return not self.over and ask.results is None and self._asks.get(ask.side) is ask
+
+    def answer(self, ask: Ask, instance: str, results: tuple[Result, ...], at: float) -> list[Play]:
+        """Take a side's answer (``at``: when it came); the strokes it makes playable, in order.
+
+        Raises :class:`UnansweredError` if the answer does not fit the request (the caller
+        then treats it as unanswered: :meth:`failed`).
+        """
+        n = len(results)
+        if n > ask.count or (n < ask.count and results[-1] is not Result.MISS):
+            raise UnansweredError(f"a {ask.side} player answered {n} of {ask.count} swings")
+        ask.results = results
+        ask.latency_ms = ms(at - ask.sent)
+        self._instance[ask.side] = instance
+        return self._play()
+
+    def _play(self) -> list[Play]:
+        played: list[Play] = []
+        while self._next <= self._last:
+            k = self._next
+            side = SIDES[(k - 1) % 2]
+            ask = self._asks[side]
+            if ask.results is None:
+                break
+            result = ask.results[(k - ask.first) // 2]
+            play = Play(k, side, self._instance[side], result, ask.latency_ms, ask.attempts)
+            self.strokes.append(play)
+            played.append(play)
+            self._next = k + 1
+            if result is Result.MISS:
+                self.over = True
+                self.winner = other(side)
+                self.winner_instance = self.strokes[-2].instance if len(self.strokes) > 1 else None
+                return played
+        if self._next > self.limits.max_rounds:
+            self.over = True  # a draw
+        return played
+
+    def failed(self, ask: Ask, reason: str) -> float:
+        """``ask`` went unanswered: seconds to wait before asking again (its ``attempts``
+        counts the next request). Raises :class:`GameAbortedError` once retries are out."""
+        limits = self.limits
+        if ask.attempts > limits.retries:
+            raise GameAbortedError(
+                f"no {ask.side} player answered stroke {ask.first} "
+                f"({ask.attempts} tries, last: {reason})"
+            )
+        delay: float = min(limits.backoff * 2.0 ** (ask.attempts - 1), limits.max_backoff)
+        ask.attempts += 1
+        return delay
+
+    def played(self, manager: str, duration_ms: float, started_at: datetime) -> Played:
+        """The game as played so far (whole once :attr:`over`)."""
+        return Played(
+            self.game_id,
+            manager,
+            tuple(self.strokes),
+            self.winner,
+            self.winner_instance,
+            duration_ms,
+            started_at,
+        )

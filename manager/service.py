@@ -1,11 +1,14 @@
 """The manager service: serves ``game.play`` (queue group ``manager``).
 
-Every game runs in its own task, at most ``MAX_GAMES`` at once. The swings its
-games ask of a side in one turn of the loop go as one request to ``<side>.swings``
-(``BATCH_GAMES=1``: one request a swing to ``<side>.swing``). Events go to
-``rally.<game_id>.<kind>``, the final one through JetStream with ``Nats-Msg-Id``
-so a retry is stored once. Strokes and games are written as JSON by hand
-(``messages.stroke_json``/``game_json``, tested equal to pydantic's bytes).
+A game in play is a :class:`~manager.rally.Rally` and a few fields, not a task;
+at most ``MAX_GAMES`` at once. The swings its games ask of a side in one turn of
+the loop go as one request to ``<side>.swings`` (``BATCH_GAMES=1``: one request a
+swing to ``<side>.swing``), and the answer plays every game in it on: its strokes
+go out as ``rally.<game_id>.swing`` events, in order. A game that is over has its
+final event stored through JetStream with ``Nats-Msg-Id`` (a retry is stored
+once) and is answered when the stream has acked it. Strokes, events and games are
+written as JSON by hand (``messages.stroke_json`` and the rest, tested equal to
+pydantic's bytes).
 """
 
 from __future__ import annotations
@@ -13,35 +16,37 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import itertools
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable
-from typing import Final
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, Final, NamedTuple
 
 import nats.errors
+import nats.js.errors
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
 from manager.batch import Batcher
-from manager.rally import Answer, Limits, Play, play_game
+from manager.rally import Ask, Limits, Rally, ms
 from pingpong import bus, subjects
 from pingpong.errors import BadMessageError, GameAbortedError, RemoteError, UnansweredError
 from pingpong.messages import (
     GameRequest,
     M,
-    Message,
     RallyAborted,
-    RallyStarted,
-    Swing,
-    SwingBatch,
+    Result,
     SwingBatchReply,
     SwingReply,
     decode,
     encode,
     finished_event,
     now,
+    started_event,
+    swing_batch_json,
     swing_event,
+    swing_json,
 )
 from pingpong.settings import Settings
 
@@ -103,7 +108,13 @@ def new_game_id() -> str:
 
 
 REPLY_CACHE: Final = 1024
-"""Distinct swing replies kept decoded (a player's replies repeat: it encodes each once)."""
+"""Distinct replies kept decoded (a player's replies repeat: it encodes each once)."""
+
+REQUEST_CACHE: Final = 64
+"""Distinct ``game.play`` payloads without a game id kept decoded (the proxy's repeat)."""
+
+STORE_RETRY: Final = 0.25
+"""Seconds between two tries to store a final event."""
 
 
 def _read(side: subjects.Side, model: type[M], data: bytes) -> M:
@@ -113,6 +124,68 @@ def _read(side: subjects.Side, model: type[M], data: bytes) -> M:
     except BadMessageError as e:  # a broken player: let another one answer
         log.warning("bad reply from a %s player: %s", side, e)
         raise UnansweredError(str(e)) from None
+
+
+class _Game:
+    """One game in play: its rally and what it takes to publish and answer it."""
+
+    __slots__ = (
+        "done",
+        "game_id",
+        "key",
+        "pulse",
+        "rally",
+        "reply",
+        "start",
+        "started_at",
+        "strokes",
+        "swing_subject",
+        "timer",
+    )
+
+    def __init__(self, key: int, game_id: str, rally: Rally, msg: Msg, pulse: str | None) -> None:
+        self.key = key
+        self.game_id = game_id
+        self.rally = rally
+        self.reply = msg.reply
+        self.pulse = pulse
+        self.start = time.perf_counter()
+        self.started_at = now()
+        self.strokes: list[bytes] = []  # their JSON, written once for the events and the game
+        self.swing_subject = subjects.rally_subject(game_id, "swing")
+        self.done = False
+        """True once the rally is over or given up: answers that come later are dropped."""
+        self.timer: asyncio.TimerHandle | None = None
+
+
+class _Swing(NamedTuple):
+    """An item of a batch: a game's request to a side, and which try of it this is."""
+
+    game: _Game
+    ask: Ask
+    attempt: int
+
+
+def _waiting(item: _Swing) -> bool:
+    """True while the game still waits for this try of this request."""
+    return (
+        not item.game.done
+        and item.ask.attempts == item.attempt
+        and item.game.rally.waits_for(item.ask)
+    )
+
+
+@dataclasses.dataclass(slots=True)
+class _Final:
+    """A final event to store before its game is answered (retried until ``deadline``)."""
+
+    game: _Game
+    kind: subjects.EventKind
+    event: bytes
+    answer: bytes | None  # the game's JSON; None for an aborted game, answered with ``error``
+    error: tuple[int, str] = (503, "")
+    deadline: float = 0.0
+    tries: int = 0
 
 
 class Manager:
@@ -128,40 +201,107 @@ class Manager:
             retries=settings.swing_retries,
             ahead=settings.swings_ahead,
         )
+        self._loop = asyncio.get_running_loop()
         self._slots = asyncio.Semaphore(settings.max_games)
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._swing_subjects = {side: subjects.swing_subject(side) for side in subjects.SIDES}
+        self._games: dict[int, _Game] = {}
+        self._keys = itertools.count()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._tasks: set[asyncio.Task[None]] = set()  # the rare paths: aborts, store retries
         self._pulse = Pulse(nc)
         self._inbox = bus.Inbox(nc)
+        self._requests: dict[bytes, GameRequest] = {}
         self._replies: dict[bytes, SwingReply] = {}
+        alone = settings.batch_games == 1
         self._batchers = {
-            side: Batcher(side, self._sender(side), settings.batch_games) for side in subjects.SIDES
+            side: Batcher(
+                self._sender(side, alone),
+                self._failed,
+                settings.batch_games,
+                in_flight=settings.max_games if alone else 1,
+                live=_waiting,
+            )
+            for side in subjects.SIDES
         }
 
-    def swing(self, side: subjects.Side, swing: Swing) -> Awaitable[Answer]:
-        """One swing, batched with other games' unless ``BATCH_GAMES`` is 1;
-        :class:`UnansweredError` on timeout or no responders."""
-        if self.settings.batch_games > 1:
-            return self._batchers[side].swing(swing)
-        return self._swing_alone(side, swing)
+    # -- a game from its request to its first swings
 
-    async def _swing_alone(self, side: subjects.Side, swing: Swing) -> Answer:
-        data = await self._ask(side, self._swing_subjects[side], encode(swing))
-        reply = self._replies.get(data)
-        if reply is None:
-            reply = _read(side, SwingReply, data)
-            if len(self._replies) >= REPLY_CACHE:
-                self._replies.clear()
-            self._replies[data] = reply
-        return reply, time.perf_counter()
+    async def on_request(self, msg: Msg) -> None:
+        """Subscription callback: start the game (waits while at ``MAX_GAMES``)."""
+        await self._slots.acquire()
+        try:
+            request = self._request(msg.data)
+        except BadMessageError as e:
+            self._slots.release()
+            log.warning("rejected a game request: %s", e)
+            await bus.respond_error(msg, 400, str(e))
+            return
+        game_id = request.game_id or new_game_id()
+        limits = self.limits
+        if request.max_rounds is not None:
+            limits = dataclasses.replace(limits, max_rounds=request.max_rounds)
+        key = next(self._keys)
+        game = _Game(key, game_id, Rally(game_id, limits), msg, self._pulse.watch(msg))
+        self._games[key] = game
+        self._idle.clear()
+        game.timer = self._loop.call_later(self.settings.game_timeout, self._timed_out, game)
+        await self._guard(game, self._open(game, limits.max_rounds))
 
-    def _sender(self, side: subjects.Side) -> Callable[[SwingBatch], Awaitable[SwingBatchReply]]:
-        subject = subjects.swings_subject(side)
+    def _request(self, data: bytes) -> GameRequest:
+        request = self._requests.get(data)
+        if request is None:
+            request = decode(GameRequest, data) if data else GameRequest()
+            if request.game_id is None:
+                if len(self._requests) >= REQUEST_CACHE:
+                    self._requests.clear()
+                self._requests[data] = request
+        return request
 
-        async def send(batch: SwingBatch) -> SwingBatchReply:
-            return _read(side, SwingBatchReply, await self._ask(side, subject, encode(batch)))
+    async def _open(self, game: _Game, max_rounds: int) -> None:
+        """Ask for the first swings, then publish the started event (both leave in one write)."""
+        self._ask_round(game)
+        event = started_event(game.game_id, self.instance, max_rounds, game.started_at)
+        await self.nc.publish(subjects.rally_subject(game.game_id, "started"), event)
 
-        return send
+    def _ask_round(self, game: _Game) -> None:
+        for ask in game.rally.next_round(time.perf_counter()):
+            self._batchers[ask.side].add(_Swing(game, ask, 1))
+
+    # -- swings out, answers in
+
+    def _sender(
+        self, side: subjects.Side, alone: bool
+    ) -> Callable[[list[_Swing]], Awaitable[None]]:
+        swings = subjects.swings_subject(side)
+        swing = subjects.swing_subject(side)
+
+        async def send_batch(items: list[_Swing]) -> None:
+            payload = swing_batch_json((i.game.game_id, i.ask.first, i.ask.count) for i in items)
+            reply = _read(side, SwingBatchReply, await self._ask(side, swings, payload))
+            if reply.side != side or len(reply.results) != len(items):
+                raise UnansweredError(
+                    f"a {reply.side} player answered {len(reply.results)} of "
+                    f"{len(items)} {side} swings"
+                )
+            at = time.perf_counter()
+            for item, results in zip(items, reply.results, strict=True):
+                await self._answered(item, reply.instance, results, at)
+
+        async def send_one(items: list[_Swing]) -> None:
+            (item,) = items
+            ask = item.ask
+            data = await self._ask(side, swing, swing_json(item.game.game_id, ask.first, ask.count))
+            reply = self._replies.get(data)
+            if reply is None:
+                reply = _read(side, SwingReply, data)
+                if len(self._replies) >= REPLY_CACHE:
+                    self._replies.clear()
+                self._replies[data] = reply
+            if reply.side != side:
+                raise UnansweredError(f"a {reply.side} player answered a {side} swing")
+            await self._answered(item, reply.instance, reply.results, time.perf_counter())
+
+        return send_one if alone else send_batch
 
     async def _ask(self, side: subjects.Side, subject: str, payload: bytes) -> bytes:
         """A request to a side's players: the reply's data; :class:`UnansweredError`."""
@@ -176,140 +316,188 @@ class Manager:
             log.warning("bad reply from a %s player: %s", side, e)
             raise UnansweredError(str(e)) from None
 
-    async def on_request(self, msg: Msg) -> None:
-        """Subscription callback: start the game in a task (waits while at ``MAX_GAMES``)."""
-        await self._slots.acquire()
-        task = asyncio.create_task(self._serve(msg))
-        self._tasks.add(task)
-        task.add_done_callback(self._done)
-
-    def _done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        self._slots.release()
-
-    async def _serve(self, msg: Msg) -> None:
+    async def _answered(
+        self, item: _Swing, instance: str, results: tuple[Result, ...], at: float
+    ) -> None:
+        """A side answered a game's request: publish the strokes it makes, then go on."""
+        if not _waiting(item):
+            return
+        game = item.game
         try:
-            request = decode(GameRequest, msg.data) if msg.data else GameRequest()
-        except BadMessageError as e:
-            log.warning("rejected a game request: %s", e)
-            await bus.respond_error(msg, 400, str(e))
+            plays = game.rally.answer(item.ask, instance, results, at)
+        except UnansweredError as e:
+            self._retry(item, str(e))
             return
-        pulse = self._pulse.watch(msg)
-        try:
-            game = await self.play(request)
-        except GameAbortedError as e:
-            await bus.respond_error(msg, 504 if e.timed_out else 503, e.reason)
-            return
-        except Exception:  # never let one game take the service down
-            log.exception("game failed")
-            await bus.respond_error(msg, 500, "internal error in the manager")
-            return
-        finally:
-            self._pulse.forget(pulse)
-        if msg.reply:
-            await self.nc.publish(msg.reply, game)
+        await self._guard(game, self._play_on(game, [play.json() for play in plays]))
 
-    async def play(self, request: GameRequest) -> bytes:
-        """Play one game, publishing its events: the game's JSON; :class:`GameAbortedError`."""
-        game_id = request.game_id or new_game_id()
-        limits = self.limits
-        if request.max_rounds is not None:
-            limits = dataclasses.replace(limits, max_rounds=request.max_rounds)
-        started_at = now()
-        started = RallyStarted(
-            game_id=game_id, manager=self.instance, max_rounds=limits.max_rounds, at=started_at
+    async def _play_on(self, game: _Game, strokes: list[bytes]) -> None:
+        for stroke in strokes:
+            game.strokes.append(stroke)
+            await self.nc.publish(game.swing_subject, swing_event(game.game_id, stroke))
+        if game.rally.over:
+            await self._finished(game)
+        else:
+            self._ask_round(game)
+
+    def _failed(self, items: list[_Swing], reason: str) -> None:
+        """A batch went unanswered: each game still waiting for it asks again."""
+        for item in items:
+            if _waiting(item):
+                self._retry(item, reason)
+
+    def _retry(self, item: _Swing, reason: str) -> None:
+        try:
+            delay = item.game.rally.failed(item.ask, reason)
+        except GameAbortedError as e:  # out of retries
+            self._abort(item.game, e.reason)
+            return
+        self._loop.call_later(delay, self._resend, item.game, item.ask)
+
+    def _resend(self, game: _Game, ask: Ask) -> None:
+        if not game.done and game.rally.waits_for(ask):
+            ask.sent = time.perf_counter()
+            self._batchers[ask.side].add(_Swing(game, ask, ask.attempts))
+
+    # -- the end of a game: its final event stored, then the answer
+
+    async def _finished(self, game: _Game) -> None:
+        self._close(game)
+        played = game.rally.played(
+            self.instance, ms(time.perf_counter() - game.start), game.started_at
         )
+        data = played.json(game.strokes)
+        log.debug("finished: %s", played.winner or "draw", extra={"game_id": game.game_id})
+        await self._store(_Final(game, "finished", finished_event(data), data))
 
-        async def on_start() -> None:
-            await self._event(game_id, "started", started)
+    def _timed_out(self, game: _Game) -> None:
+        game.timer = None
+        reason = f"game {game.game_id} took longer than {self.settings.game_timeout}s"
+        self._abort(game, reason, timed_out=True)
 
-        strokes: list[bytes] = []  # their JSON, written once for the events and the game
-        swing_subject = subjects.rally_subject(game_id, "swing")
+    def _abort(self, game: _Game, reason: str, *, timed_out: bool = False) -> None:
+        """Give the game up: store its aborted event, then answer 503 (504 if it timed out)."""
+        if game.done:
+            return
+        self._close(game)
+        log.warning("aborted: %s", reason, extra={"game_id": game.game_id})
+        aborted = RallyAborted(
+            game_id=game.game_id,
+            manager=self.instance,
+            reason=reason,
+            strokes=len(game.strokes),
+            at=now(),
+        )
+        final = _Final(game, "aborted", encode(aborted), None, (504 if timed_out else 503, reason))
+        self._spawn(self._store(final))
 
-        async def on_stroke(play: Play) -> None:
-            stroke = play.json()
-            strokes.append(stroke)
-            await self.nc.publish(swing_subject, swing_event(game_id, stroke))
+    def _close(self, game: _Game) -> None:
+        game.done = True
+        if game.timer is not None:
+            game.timer.cancel()
+            game.timer = None
 
-        try:
-            async with asyncio.timeout(self.settings.game_timeout):
-                game = await play_game(
-                    self.swing,
-                    game_id,
-                    self.instance,
-                    limits,
-                    on_stroke,
-                    on_start=on_start,
-                    started_at=started_at,
-                )
-        except (GameAbortedError, TimeoutError) as e:
-            timed_out = isinstance(e, TimeoutError)
-            reason = (
-                f"game {game_id} took longer than {self.settings.game_timeout}s"
-                if timed_out
-                else str(e)
-            )
-            log.warning("aborted: %s", reason, extra={"game_id": game_id})
-            aborted = RallyAborted(
-                game_id=game_id,
-                manager=self.instance,
-                reason=reason,
-                strokes=len(strokes),
-                at=now(),
-            )
-            with contextlib.suppress(GameAbortedError):  # logged; the abort is the answer
-                await self._final(game_id, "aborted", encode(aborted))
-            raise GameAbortedError(reason, timed_out=timed_out) from None
-        data = game.json(strokes)
-        await self._final(game_id, "finished", finished_event(data))
-        log.debug("finished: %s", game.winner or "draw", extra={"game_id": game_id})
-        return data
-
-    async def _event(self, game_id: str, kind: subjects.EventKind, event: Message) -> None:
-        await self.nc.publish(subjects.rally_subject(game_id, kind), encode(event))
-
-    async def _final(self, game_id: str, kind: subjects.EventKind, data: bytes) -> None:
+    async def _store(self, final: _Final) -> None:
         """Store the final event before the game is answered, so an answered game is in the log.
 
-        Through JetStream with ``Nats-Msg-Id``, retried for ``STORE_TIMEOUT`` (a cluster may be
-        electing a stream leader); a retry of a stored event is stored once. Without the stream
-        (no JetStream), core NATS. Raises :class:`GameAbortedError` if it cannot be stored.
+        Through JetStream with ``Nats-Msg-Id``, tried again for ``STORE_TIMEOUT`` (a cluster
+        may be electing a stream leader); a retry of a stored event is stored once. Without
+        the stream (no JetStream), core NATS. A game whose result cannot be stored is
+        answered 503.
         """
-        subject = subjects.rally_subject(game_id, kind)
-        headers = {"Nats-Msg-Id": subjects.finished_msg_id(game_id, kind)}
+        game = final.game
+        subject = subjects.rally_subject(game.game_id, final.kind)
+        headers = {"Nats-Msg-Id": subjects.finished_msg_id(game.game_id, final.kind)}
         if not self.stream_ready:
-            await self.nc.publish(subject, data, headers=headers)
+            await self.nc.publish(subject, final.event, headers=headers)
+            await self._answer(final)
             return
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.settings.store_timeout
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                await self._inbox.store(
-                    subject, data, min(2.0, self.settings.store_timeout), headers
-                )
-                if attempt > 1:
-                    log.info(
-                        "%s event stored after %d tries", kind, attempt, extra={"game_id": game_id}
-                    )
-                return
-            except (nats.errors.Error, nats.js.errors.APIError) as e:
-                if loop.time() >= deadline:
-                    reason = (
-                        f"the result of game {game_id} could not be stored in the event log "
-                        f"within {self.settings.store_timeout:g}s ({attempt} tries): {e}"
-                    )
-                    log.error("%s", reason, extra={"game_id": game_id})
-                    raise GameAbortedError(reason) from None
-                if attempt == 1:
-                    log.warning(
-                        "storing %s event failed (%s); retrying",
-                        kind,
-                        e,
-                        extra={"game_id": game_id},
-                    )
-                await asyncio.sleep(0.25)
+        if not final.tries:
+            final.deadline = self._loop.time() + self.settings.store_timeout
+        final.tries += 1
+        try:
+            await self._inbox.send(
+                subject,
+                final.event,
+                min(2.0, self.settings.store_timeout),
+                lambda msg: self._stored(final, msg),
+                headers,
+            )
+        except nats.errors.Error as e:
+            await self._not_stored(final, e)
+
+    async def _stored(self, final: _Final, msg: Msg | None) -> None:
+        try:
+            if msg is None:
+                raise nats.errors.TimeoutError
+            bus.stored_sequence(msg)
+        except (nats.errors.Error, nats.js.errors.APIError) as e:
+            await self._not_stored(final, e)
+            return
+        if final.tries > 1:
+            log.info(
+                "%s event stored after %d tries",
+                final.kind,
+                final.tries,
+                extra={"game_id": final.game.game_id},
+            )
+        await self._answer(final)
+
+    async def _not_stored(self, final: _Final, e: Exception) -> None:
+        game_id = final.game.game_id
+        if self._loop.time() >= final.deadline:
+            reason = (
+                f"the result of game {game_id} could not be stored in the event log "
+                f"within {self.settings.store_timeout:g}s ({final.tries} tries): {e}"
+            )
+            log.error("%s", reason, extra={"game_id": game_id})
+            if final.answer is not None:  # an aborted game keeps its own reason
+                final.answer, final.error = None, (503, reason)
+            await self._answer(final)
+            return
+        if final.tries == 1:
+            log.warning(
+                "storing %s event failed (%s); retrying", final.kind, e, extra={"game_id": game_id}
+            )
+        self._loop.call_later(STORE_RETRY, lambda: self._spawn(self._store(final)))
+
+    async def _answer(self, final: _Final) -> None:
+        game = final.game
+        self._end(game)
+        if game.reply is None:
+            return
+        with contextlib.suppress(nats.errors.Error):  # the requester gives up on its own
+            if final.answer is not None:
+                await self.nc.publish(game.reply, final.answer)
+            else:
+                code, reason = final.error
+                await bus.respond_error_to(self.nc, game.reply, code, reason)
+
+    def _end(self, game: _Game) -> None:
+        del self._games[game.key]
+        self._pulse.forget(game.pulse)
+        self._slots.release()
+        if not self._games:
+            self._idle.set()
+
+    # -- what must not take the service down
+
+    async def _guard(self, game: _Game, step: Coroutine[Any, Any, None]) -> None:
+        """Run a step of a game; an error fails that game alone (500, or 503 for NATS)."""
+        try:
+            await step
+        except nats.errors.Error as e:
+            self._abort(game, f"lost NATS while playing: {type(e).__name__}")
+        except Exception:
+            log.exception("game failed", extra={"game_id": game.game_id})
+            if not game.done:
+                self._close(game)
+                final = _Final(game, "aborted", b"", None, (500, "internal error in the manager"))
+                await self._answer(final)
+
+    def _spawn(self, step: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(step)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def use_event_log(self, stop: asyncio.Event) -> None:
         """Store final events through JetStream once the stream is there (retried)."""
@@ -318,9 +506,10 @@ class Manager:
 
     async def finish(self, timeout: float) -> None:
         """Wait (bounded) for the games in flight."""
-        if self._tasks:
-            log.info("finishing %d game(s) in flight", len(self._tasks))
-            await asyncio.wait(list(self._tasks), timeout=timeout)
+        if self._games:
+            log.info("finishing %d game(s) in flight", len(self._games))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._idle.wait(), timeout)
 
 
 async def serve(

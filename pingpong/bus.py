@@ -7,7 +7,7 @@ import contextlib
 import itertools
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, Final
 
@@ -169,13 +169,18 @@ def is_no_responders(msg: Msg) -> bool:
     return not msg.data and headers is not None and headers.get("Status") == NO_RESPONDERS
 
 
+ReplyHandler = Callable[[Msg | None], Awaitable[None]]
+"""Called with the reply to a request sent by :meth:`Inbox.send`, or None if none came in time."""
+
+
 class Inbox:
     """Requests whose replies come to one wildcard subscription, matched by a counter.
 
-    The same contract as nats-py's ``request()`` (its errors included), for less work
-    per request: no NUID and random suffix per token, one timer instead of
-    ``asyncio.wait_for``. The subscription is made on first use and kept across
-    reconnects by nats-py.
+    :meth:`request` has the contract of nats-py's ``request()`` (its errors included),
+    for less work per request: no NUID and random suffix per token, one timer instead
+    of ``asyncio.wait_for``. :meth:`send` hands the reply to a callback instead, so a
+    caller with many requests out needs no task or future for each. The subscription
+    is made on first use and kept across reconnects by nats-py.
     """
 
     def __init__(self, nc: Client) -> None:
@@ -183,8 +188,10 @@ class Inbox:
         self._prefix = nc.new_inbox()
         self._skip = len(self._prefix) + 1
         self._waiting: dict[str, asyncio.Future[Msg]] = {}
+        self._handlers: dict[str, tuple[ReplyHandler, asyncio.TimerHandle]] = {}
         self._tokens = itertools.count()
         self._sub: asyncio.Future[Subscription] | None = None
+        self._expired: set[asyncio.Task[None]] = set()
 
     async def _subscribe(self) -> Subscription:
         if self._sub is None:
@@ -194,9 +201,50 @@ class Inbox:
         return await asyncio.shield(self._sub)
 
     async def _on_reply(self, msg: Msg) -> None:
-        future = self._waiting.pop(msg.subject[self._skip :], None)
-        if future is not None and not future.done():
-            future.set_result(msg)
+        token = msg.subject[self._skip :]
+        future = self._waiting.pop(token, None)
+        if future is not None:
+            if not future.done():
+                future.set_result(msg)
+            return
+        handler = self._handlers.pop(token, None)
+        if handler is not None:
+            handler[1].cancel()
+            await handler[0](msg)
+
+    async def send(
+        self,
+        subject: str,
+        payload: bytes,
+        timeout: float,
+        on_reply: ReplyHandler,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        """Publish a request; ``on_reply`` gets its reply, or None after ``timeout`` seconds.
+
+        ``on_reply`` runs in the subscription's callback: it must not wait for another
+        reply to this inbox. Raises what ``publish`` raises (then ``on_reply`` is not called).
+        """
+        if self._sub is None or not self._sub.done():
+            await self._subscribe()
+        token = str(next(self._tokens))
+        timer = asyncio.get_running_loop().call_later(timeout, self._expire, token)
+        self._handlers[token] = (on_reply, timer)
+        try:
+            await self.nc.publish(
+                subject, payload, reply=f"{self._prefix}.{token}", headers=headers
+            )
+        except BaseException:
+            timer.cancel()
+            del self._handlers[token]
+            raise
+
+    def _expire(self, token: str) -> None:
+        handler = self._handlers.pop(token, None)
+        if handler is not None:
+            task = asyncio.ensure_future(handler[0](None))
+            self._expired.add(task)
+            task.add_done_callback(self._expired.discard)
 
     async def request(
         self, subject: str, payload: bytes, timeout: float, headers: dict[str, str] | None = None
@@ -233,10 +281,25 @@ class Inbox:
             msg = await self.request(subject, payload, timeout, headers)
         except nats.errors.NoRespondersError:
             raise nats.js.errors.NoStreamResponseError from None
+        return stored_sequence(msg)
+
+
+def stored_sequence(msg: Msg) -> int:
+    """The sequence a stream's ack gives a stored message.
+
+    Raises as nats-py's ``JetStreamContext.publish`` does: ``NoStreamResponseError`` for
+    the no-responders status (no stream takes the subject), ``APIError`` when the stream
+    refuses the message (or the ack is not one).
+    """
+    if is_no_responders(msg):
+        raise nats.js.errors.NoStreamResponseError
+    try:
         ack = json.loads(msg.data)
         if "error" in ack:
             raise nats.js.errors.APIError.from_error(ack["error"])
         return int(ack["seq"])
+    except (ValueError, TypeError, KeyError):
+        raise nats.js.errors.APIError(description=f"not a stream ack: {msg.data[:80]!r}") from None
 
 
 def _expire(future: asyncio.Future[Msg]) -> None:
@@ -247,8 +310,13 @@ def _expire(future: asyncio.Future[Msg]) -> None:
 async def respond_error(msg: Msg, code: int, description: str) -> None:
     """Answer a request with ``Nats-Service-Error`` headers, as nats micro does."""
     if msg.reply:
-        headers = {ERROR_HEADER: description, ERROR_CODE_HEADER: str(code)}
-        await msg._client.publish(msg.reply, b"", headers=headers)
+        await respond_error_to(msg._client, msg.reply, code, description)
+
+
+async def respond_error_to(nc: Client, reply: str, code: int, description: str) -> None:
+    """Answer the request whose reply subject is ``reply`` with an error, as nats micro does."""
+    headers = {ERROR_HEADER: description, ERROR_CODE_HEADER: str(code)}
+    await nc.publish(reply, b"", headers=headers)
 
 
 async def ensure_stream(js: JetStreamContext, replicas: int = 1) -> str | None:

@@ -247,7 +247,9 @@ class Scores(Message):
         default_factory=dict, description="Games won, by the player whose last HIT won them."
     )
     last_games: tuple[GameSummary, ...] = Field(default=(), description="Newest first, 20 at most.")
-    last_seq: int = Field(default=0, ge=0, description="Last RALLY stream sequence folded in.")
+    last_seq: int = Field(
+        default=0, ge=0, description="Last RALLY stream sequence of a result folded in."
+    )
 
 
 RallyEvent = Annotated[
@@ -301,6 +303,35 @@ def finished_event(game: bytes) -> bytes:
 _FINISHED_HEAD: Final = b'{"v":%d,"kind":"finished","game":' % SCHEMA_VERSION
 
 
+def started_event(game_id: str, manager: str, max_rounds: int, at: datetime) -> bytes:
+    """``encode(RallyStarted(...))`` of these fields, without building the model.
+
+    ``game_id`` must be valid (it is one subject token, so it needs no JSON escaping).
+    """
+    return (
+        f'{{"v":{SCHEMA_VERSION},"kind":"started","game_id":"{game_id}",'
+        f'"manager":{_json_str(manager)},"max_rounds":{max_rounds},"at":"{_json_time(at)}"}}'
+    ).encode()
+
+
+def swing_json(game_id: str, stroke: int, count: int) -> bytes:
+    """``encode(Swing(...))`` of these fields, without building the model."""
+    return b'{"v":%d,"game_id":"%s","stroke":%d,"count":%d}' % (
+        SCHEMA_VERSION,
+        game_id.encode(),
+        stroke,
+        count,
+    )
+
+
+def swing_batch_json(swings: Iterable[tuple[str, int, int]]) -> bytes:
+    """``encode(SwingBatch(...))`` of swings given as (game id, stroke, count)."""
+    return b'{"v":%d,"swings":[%s]}' % (
+        SCHEMA_VERSION,
+        b",".join(swing_json(*swing) for swing in swings),
+    )
+
+
 def swing_event(game_id: str, stroke: bytes) -> bytes:
     """``encode(RallySwing(game_id=game_id, stroke=...))`` from the stroke's JSON.
 
@@ -321,6 +352,12 @@ _SWING_HEAD: Final = b'{"v":%d,"kind":"swing","game_id":"' % SCHEMA_VERSION
 @functools.lru_cache(maxsize=1024)
 def _json_str(text: str) -> str:
     return json.dumps(text, ensure_ascii=False)
+
+
+def _json_time(at: datetime) -> str:
+    """A datetime as pydantic writes it (UTC as ``Z``)."""
+    text = at.isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
 def stroke_json(
@@ -347,9 +384,7 @@ def game_json(
 
     ``game_id`` must be valid (a subject token needs no JSON escaping).
     """
-    at = started_at.isoformat()
-    if at.endswith("+00:00"):
-        at = at[:-6] + "Z"
+    at = _json_time(started_at)
     head = f'{{"v":{SCHEMA_VERSION},"game_id":"{game_id}","strokes":['.encode()
     won = "null" if winner is None else f'"{winner}"'
     won_by = "null" if winner_instance is None else _json_str(winner_instance)

@@ -10,10 +10,12 @@ from pingpong.errors import BadMessageError
 from pingpong.messages import (
     Game,
     RallyFinished,
+    RallyStarted,
     RallySwing,
     Result,
     Stroke,
     Swing,
+    SwingBatch,
     SwingReply,
     decode,
     decode_event,
@@ -21,8 +23,11 @@ from pingpong.messages import (
     finished_event,
     game_json,
     now,
+    started_event,
     stroke_json,
+    swing_batch_json,
     swing_event,
+    swing_json,
 )
 from pingpong.subjects import Side
 
@@ -205,3 +210,25 @@ def test_a_game_joined_from_its_strokes_json_is_the_one_pydantic_writes(
     )
     assert written == encode(g)
     assert decode(Game, written) == g
+
+
+@pytest.mark.parametrize("manager", ODD_NAMES)
+@pytest.mark.parametrize(
+    "at",
+    [
+        datetime(2026, 11, 25, 10, 0, tzinfo=UTC),
+        datetime(2026, 11, 25, 10, 0, 0, 123456, tzinfo=timezone(timedelta(hours=-3))),
+    ],
+)
+def test_a_started_event_written_by_hand_is_the_one_pydantic_writes(
+    manager: str, at: datetime
+) -> None:
+    model = RallyStarted(game_id="a-b_1", manager=manager, max_rounds=99, at=at)
+    assert started_event("a-b_1", manager, 99, at) == encode(model)
+
+
+def test_swings_and_a_batch_of_them_written_by_hand_are_the_ones_pydantic_writes() -> None:
+    swings = [("g1", 1, 8), ("a-b_2", 17, 1), ("x" * 64, 3, 100)]
+    models = tuple(Swing(game_id=g, stroke=s, count=c) for g, s, c in swings)
+    assert [swing_json(*swing) for swing in swings] == [encode(m) for m in models]
+    assert swing_batch_json(swings) == encode(SwingBatch(swings=models))

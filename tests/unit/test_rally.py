@@ -1,66 +1,66 @@
+"""The rally state machine, driven by hand: no event loop, no NATS."""
+
 from __future__ import annotations
 
-import asyncio
-import time
+from collections.abc import Callable
 
 import pytest
 
-from manager import Limits, play_game
-from manager.rally import Answer, Play
+from manager import Limits, Rally
+from manager.rally import Ask, Play
 from pingpong.errors import GameAbortedError, UnansweredError
-from pingpong.messages import Result, Swing, SwingReply, encode
+from pingpong.messages import Result, encode, now
 from pingpong.subjects import Side
 
+HIT, MISS = Result.HIT, Result.MISS
 
-class FakeRequester:
-    """Players that hit every stroke but ``miss_at``; ``failures`` raise first, by stroke."""
 
-    def __init__(
-        self,
-        miss_at: int | None = None,
-        failures: dict[int, list[Exception]] | None = None,
-        hang: Side | None = None,
-    ) -> None:
-        self.miss_at = miss_at
-        self.failures = failures or {}
-        self.hang = hang
-        self.calls: list[tuple[Side, int, int]] = []
-        self.cancelled: list[Side] = []
+def honest(miss_at: int | None = None) -> Callable[[Ask], tuple[Result, ...]]:
+    """Players that hit every stroke but ``miss_at``, stopping at their first miss."""
 
-    async def __call__(self, side: Side, swing: Swing) -> Answer:
-        self.calls.append((side, swing.stroke, swing.count))
-        if side == self.hang:
-            try:
-                await asyncio.Event().wait()
-            except asyncio.CancelledError:
-                self.cancelled.append(side)
-                raise
-        errors = self.failures.get(swing.stroke)
-        if errors:
-            raise errors.pop(0)
+    def answer(ask: Ask) -> tuple[Result, ...]:
         results: list[Result] = []
-        for k in range(swing.stroke, swing.stroke + 2 * swing.count, 2):
-            results.append(Result.MISS if k == self.miss_at else Result.HIT)
-            if k == self.miss_at:
+        for k in range(ask.first, ask.first + 2 * ask.count, 2):
+            results.append(MISS if k == miss_at else HIT)
+            if k == miss_at:
                 break
-        reply = SwingReply(side=side, instance=f"{side}-{len(self.calls)}", results=tuple(results))
-        return reply, time.perf_counter()
+        return tuple(results)
+
+    return answer
 
 
-async def no_sleep(_: float) -> None:
-    return None
+class Table:
+    """Plays a rally round by round: every ask answered at once, in the order asked."""
+
+    def __init__(self, limits: Limits, game_id: str = "g") -> None:
+        self.rally = Rally(game_id, limits)
+        self.asked: list[tuple[Side, int, int]] = []
+        self.clock = 100.0
+
+    def play(self, answer: Callable[[Ask], tuple[Result, ...]]) -> list[Play]:
+        played: list[Play] = []
+        while asks := self.rally.next_round(self.clock):
+            for ask in asks:
+                self.asked.append((ask.side, ask.first, ask.count))
+                if self.rally.waits_for(ask):
+                    self.clock += 0.001
+                    instance = f"{ask.side}-{len(self.asked)}"
+                    played += self.rally.answer(ask, instance, answer(ask), self.clock)
+        return played
 
 
-ONE_AT_A_TIME = Limits(ahead=1)
+def transcript(table: Table) -> list[str]:
+    return table.rally.played("m", 1.0, now()).model().transcript().splitlines()
 
 
-async def test_ping_serves_and_the_sides_alternate_until_a_miss() -> None:
-    fake = FakeRequester(miss_at=3)
-    game = await play_game(fake, "g", "m", ONE_AT_A_TIME, sleep=no_sleep)
-    assert fake.calls == [("ping", 1, 1), ("pong", 2, 1), ("ping", 3, 1)]
-    assert game.winner == "pong"
-    assert game.winner_instance == "pong-2"
-    assert game.model().transcript().splitlines() == [
+def test_ping_serves_and_the_sides_alternate_until_a_miss() -> None:
+    table = Table(Limits(ahead=1))
+    table.play(honest(miss_at=3))
+    assert table.asked == [("ping", 1, 1), ("pong", 2, 1), ("ping", 3, 1)]
+    assert table.rally.over
+    assert table.rally.winner == "pong"
+    assert table.rally.winner_instance == "pong-2"
+    assert transcript(table) == [
         "PING --> HIT",
         "PONG --> HIT",
         "PING --> MISS",
@@ -68,161 +68,133 @@ async def test_ping_serves_and_the_sides_alternate_until_a_miss() -> None:
     ]
 
 
-async def test_strokes_ahead_are_asked_of_both_sides_at_once_and_the_game_ends_at_the_miss() -> (
+def test_strokes_ahead_are_asked_of_both_sides_at_once_and_the_game_ends_at_the_miss() -> (
     None
 ):
-    fake = FakeRequester(miss_at=6)
-    game = await play_game(fake, "g", "m", Limits(ahead=16), sleep=no_sleep)
-    assert fake.calls == [("ping", 1, 8), ("pong", 2, 8)]
-    assert [(s.stroke, s.side, s.result) for s in game.strokes] == [
-        (1, "ping", Result.HIT),
-        (2, "pong", Result.HIT),
-        (3, "ping", Result.HIT),
-        (4, "pong", Result.HIT),
-        (5, "ping", Result.HIT),
-        (6, "pong", Result.MISS),
+    table = Table(Limits(ahead=16))
+    played = table.play(honest(miss_at=6))
+    assert table.asked == [("ping", 1, 8), ("pong", 2, 8)]
+    assert [(s.stroke, s.side, s.result) for s in played] == [
+        (1, "ping", HIT),
+        (2, "pong", HIT),
+        (3, "ping", HIT),
+        (4, "pong", HIT),
+        (5, "ping", HIT),
+        (6, "pong", MISS),
     ]
-    assert game.winner == "ping"
-    assert game.winner_instance == "ping-1"
+    assert table.rally.winner == "ping"
+    assert table.rally.winner_instance == "ping-1"
 
 
-async def test_a_rally_longer_than_the_strokes_ahead_asks_again_from_the_next_stroke() -> None:
-    fake = FakeRequester(miss_at=7)
-    game = await play_game(fake, "g", "m", Limits(ahead=4), sleep=no_sleep)
-    assert fake.calls == [("ping", 1, 2), ("pong", 2, 2), ("ping", 5, 2), ("pong", 6, 2)]
-    assert [s.stroke for s in game.strokes] == list(range(1, 8))
-    assert game.winner == "pong"
+def test_a_rally_longer_than_the_strokes_ahead_asks_again_from_the_next_stroke() -> None:
+    table = Table(Limits(ahead=4))
+    played = table.play(honest(miss_at=7))
+    assert table.asked == [("ping", 1, 2), ("pong", 2, 2), ("ping", 5, 2), ("pong", 6, 2)]
+    assert [s.stroke for s in played] == list(range(1, 8))
+    assert table.rally.winner == "pong"
 
 
-async def test_a_missed_serve_gives_the_game_to_pong_without_a_winning_stroke() -> None:
-    game = await play_game(FakeRequester(miss_at=1), "g", "m", Limits(), sleep=no_sleep)
-    assert game.winner == "pong"
-    assert game.winner_instance is None
-    assert len(game.strokes) == 1
+def test_a_missed_serve_gives_the_game_to_pong_without_a_winning_stroke() -> None:
+    table = Table(Limits())
+    played = table.play(honest(miss_at=1))
+    assert table.rally.winner == "pong"
+    assert table.rally.winner_instance is None
+    assert len(played) == 1
 
 
-async def test_the_game_ends_at_a_miss_without_waiting_for_the_other_sides_answer() -> None:
-    fake = FakeRequester(miss_at=1, hang="pong")
-    game = await asyncio.wait_for(play_game(fake, "g", "m", Limits(), sleep=no_sleep), 1)
-    assert game.winner == "pong"
-    await asyncio.sleep(0)
-    assert fake.cancelled == ["pong"]
+def test_the_game_ends_at_a_miss_without_waiting_for_the_other_sides_answer() -> None:
+    rally = Rally("g", Limits())
+    ping, pong = rally.next_round(0.0)
+    assert rally.answer(ping, "ping-1", (MISS,), 0.001)[0].result is MISS
+    assert rally.over
+    assert not rally.waits_for(pong)  # its answer, when it comes, is dropped
+    assert rally.next_round(0.002) == []
 
 
 @pytest.mark.parametrize("ahead", [1, 2, 16, 200])
-async def test_the_cap_without_a_miss_is_a_draw_with_every_stroke_asked_once(ahead: int) -> None:
-    fake = FakeRequester()
-    game = await play_game(fake, "g", "m", Limits(max_rounds=99, ahead=ahead), sleep=no_sleep)
-    assert [s.stroke for s in game.strokes] == list(range(1, 100))
-    assert [s.side for s in game.strokes[:2]] == ["ping", "pong"]
-    assert game.winner is None
-    assert game.model().transcript().splitlines()[-1] == "DRAW"
-    asked = sorted(first + 2 * i for _, first, count in fake.calls for i in range(count))
+def test_the_cap_without_a_miss_is_a_draw_with_every_stroke_asked_once(ahead: int) -> None:
+    table = Table(Limits(max_rounds=99, ahead=ahead))
+    played = table.play(honest())
+    assert [s.stroke for s in played] == list(range(1, 100))
+    assert [s.side for s in played[:2]] == ["ping", "pong"]
+    assert table.rally.over
+    assert table.rally.winner is None
+    assert transcript(table)[-1] == "DRAW"
+    asked = sorted(first + 2 * i for _, first, count in table.asked for i in range(count))
     assert asked == list(range(1, 100))
 
 
-async def test_an_unanswered_swing_is_retried_and_the_game_goes_on() -> None:
-    fake = FakeRequester(
-        miss_at=3, failures={2: [UnansweredError("timeout"), UnansweredError("no responders")]}
-    )
-    sleeps: list[float] = []
-
-    async def sleep(d: float) -> None:
-        sleeps.append(d)
-
-    game = await play_game(fake, "g", "m", Limits(retries=3, backoff=0.01, ahead=1), sleep=sleep)
-    assert fake.calls == [
-        ("ping", 1, 1),
-        ("pong", 2, 1),
-        ("pong", 2, 1),
-        ("pong", 2, 1),
-        ("ping", 3, 1),
+def test_strokes_come_out_in_order_whichever_side_answers_first() -> None:
+    rally = Rally("g", Limits(ahead=4))
+    ping, pong = rally.next_round(0.0)
+    assert rally.answer(pong, "pong-1", (HIT, MISS), 0.001) == []  # stroke 1 is ping's
+    played = rally.answer(ping, "ping-1", (HIT, HIT), 0.002)
+    assert [(s.stroke, s.side, s.result) for s in played] == [
+        (1, "ping", HIT),
+        (2, "pong", HIT),
+        (3, "ping", HIT),
+        (4, "pong", MISS),
     ]
-    assert game.strokes[1].attempts == 3
-    assert game.winner == "pong"
-    assert sleeps == [0.01, 0.02]
+    assert rally.winner == "ping"
 
 
-async def test_a_side_that_never_answers_aborts_the_game_after_the_retries() -> None:
-    fake = FakeRequester(failures={2: [UnansweredError("no responders")] * 3})
-    with pytest.raises(GameAbortedError, match="no pong player answered stroke 2 \\(3 tries"):
-        await play_game(fake, "g", "m", Limits(retries=2), sleep=no_sleep)
-    assert [c for c in fake.calls if c[0] == "pong"] == [("pong", 2, 8)] * 3
+def test_an_unanswered_swing_is_asked_again_after_a_growing_backoff_and_the_game_goes_on() -> (
+    None
+):
+    rally = Rally("g", Limits(retries=3, backoff=0.01, ahead=1))
+    (ping,) = rally.next_round(0.0)
+    rally.answer(ping, "ping-1", (HIT,), 0.001)
+    (pong,) = rally.next_round(0.001)
+    assert rally.failed(pong, "timeout") == 0.01
+    assert rally.failed(pong, "no responders") == 0.02
+    assert rally.waits_for(pong)
+    (stroke,) = rally.answer(pong, "pong-1", (HIT,), 0.05)
+    assert stroke.attempts == 3
+    (ping,) = rally.next_round(0.05)
+    rally.answer(ping, "ping-1", (MISS,), 0.06)
+    assert rally.winner == "pong"
 
 
-class Liar(FakeRequester):
-    """Answers its first request with ``results``, then honestly."""
+def test_the_backoff_stops_growing_at_its_maximum() -> None:
+    rally = Rally("g", Limits(retries=10, backoff=0.1, max_backoff=0.3))
+    ping, _ = rally.next_round(0.0)
+    assert [rally.failed(ping, "timeout") for _ in range(4)] == [0.1, 0.2, 0.3, 0.3]
 
-    def __init__(self, results: tuple[Result, ...]) -> None:
-        super().__init__(miss_at=2)
-        self.lie: tuple[Result, ...] | None = results
 
-    async def __call__(self, side: Side, swing: Swing) -> Answer:
-        reply, at = await super().__call__(side, swing)
-        if side == "ping" and self.lie is not None:
-            reply, self.lie = reply.model_copy(update={"results": self.lie}), None
-        return reply, at
+def test_a_side_that_never_answers_aborts_the_game_after_the_retries() -> None:
+    rally = Rally("g", Limits(retries=2))
+    _, pong = rally.next_round(0.0)
+    rally.failed(pong, "no responders")
+    rally.failed(pong, "no responders")
+    with pytest.raises(GameAbortedError, match=r"no pong player answered stroke 2 \(3 tries"):
+        rally.failed(pong, "no responders")
 
 
 @pytest.mark.parametrize(
     "results",
-    [(Result.HIT,) * 3, (Result.HIT,)],
+    [(HIT,) * 3, (HIT,)],
     ids=["more results than swings asked", "fewer results that do not end in a miss"],
 )
-async def test_a_reply_that_does_not_fit_the_swing_is_asked_again(
+def test_an_answer_that_does_not_fit_the_request_is_refused_and_asked_again(
     results: tuple[Result, ...],
 ) -> None:
-    fake = Liar(results)
-    game = await play_game(fake, "g", "m", Limits(ahead=4), sleep=no_sleep)
-    assert game.strokes[0].attempts == 2
-    assert game.winner == "ping"
+    rally = Rally("g", Limits(ahead=4))
+    ping, pong = rally.next_round(0.0)
+    with pytest.raises(UnansweredError, match="a ping player answered"):
+        rally.answer(ping, "ping-1", results, 0.001)
+    assert rally.waits_for(ping)
+    rally.failed(ping, "did not fit")
+    rally.answer(pong, "pong-1", (MISS,), 0.002)
+    (first, second) = rally.answer(ping, "ping-2", (HIT, HIT), 0.003)
+    assert (first.attempts, first.instance) == (2, "ping-2")
+    assert rally.winner == "ping"
 
 
-async def test_every_stroke_reaches_the_sink_in_order_before_the_game_ends() -> None:
-    seen: list[Play] = []
-
-    async def sink(s: Play) -> None:
-        seen.append(s)
-
-    game = await play_game(FakeRequester(miss_at=4), "g", "m", Limits(), sink, sleep=no_sleep)
-    assert seen == list(game.strokes)
-    assert [s.stroke for s in seen] == [1, 2, 3, 4]
-
-
-async def test_the_start_callback_runs_once_before_the_first_stroke_even_over_several_rounds() -> (
-    None
-):
-    order: list[str] = []
-
-    async def on_start() -> None:
-        order.append("started")
-
-    async def sink(s: Play) -> None:
-        order.append(f"stroke {s.stroke}")
-
-    fake = FakeRequester(miss_at=5)
-    await play_game(fake, "g", "m", Limits(ahead=2), sink, on_start=on_start, sleep=no_sleep)
-    assert order == ["started", *(f"stroke {n}" for n in range(1, 6))]
-    assert len(fake.calls) == 6  # three rounds of two requests
-
-
-async def test_each_sides_latency_runs_to_its_own_answer_not_to_when_the_game_reads_it() -> None:
-    clock = 10.0
-    answers: dict[Side, asyncio.Future[Answer]] = {}
-
-    def request(side: Side, swing: Swing) -> asyncio.Future[Answer]:
-        answers[side] = asyncio.get_running_loop().create_future()
-        return answers[side]
-
-    game = asyncio.ensure_future(play_game(request, "g", "m", Limits(ahead=2), clock=lambda: clock))
-    await asyncio.sleep(0)
-    pong = SwingReply(side="pong", instance="pong-1", results=(Result.MISS,))
-    answers["pong"].set_result((pong, 10.001))  # pong answers first, after 1 ms
-    await asyncio.sleep(0)
-    ping = SwingReply(side="ping", instance="ping-1", results=(Result.HIT,))
-    answers["ping"].set_result((ping, 10.005))  # ping after 5 ms
-    clock = 10.006
-    played = await game
-    assert [(s.side, s.latency_ms) for s in played.strokes] == [("ping", 5.0), ("pong", 1.0)]
-    assert played.duration_ms == 6.0
-    assert played.json() == encode(played.model())
+def test_each_sides_latency_runs_from_its_request_to_its_own_answer() -> None:
+    rally = Rally("g", Limits(ahead=2))
+    ping, pong = rally.next_round(10.0)
+    rally.answer(pong, "pong-1", (MISS,), 10.001)  # pong answers first, after 1 ms
+    played = rally.answer(ping, "ping-1", (HIT,), 10.005)  # ping after 5 ms
+    assert [(s.side, s.latency_ms) for s in played] == [("ping", 5.0), ("pong", 1.0)]
+    game = rally.played("m", 6.0, now())
+    assert game.json() == encode(game.model())
