@@ -21,7 +21,10 @@ _RALLY_ADMIN: Final = [f"{_JS}.INFO"] + [
     f"{_JS}.STREAM.{verb}.{subjects.STREAM}" for verb in ("CREATE", "UPDATE", "INFO")
 ]
 _KV: Final = f"KV_{subjects.SCORES_BUCKET}"
-_CONSUMER: Final = f"{subjects.STREAM}.{subjects.SCOREBOARD_CONSUMER}"
+_CONSUMERS: Final = [
+    f"{subjects.STREAM}.{consumer}"
+    for consumer in (subjects.SCOREBOARD_CONSUMER, subjects.SCOREBOARD_ABORTED_CONSUMER)
+]
 
 
 @dataclass(frozen=True)
@@ -59,13 +62,19 @@ ROLES: Final[dict[str, Role]] = {
             *_RALLY_ADMIN,
             *(f"{_JS}.STREAM.{verb}.{_KV}" for verb in ("CREATE", "INFO", "MSG.GET")),
             f"{_JS}.DIRECT.GET.{_KV}.>",
-            f"{_JS}.CONSUMER.CREATE.{_CONSUMER}",
-            f"{_JS}.CONSUMER.CREATE.{_CONSUMER}.>",
-            f"{_JS}.CONSUMER.DURABLE.CREATE.{_CONSUMER}",
-            f"{_JS}.CONSUMER.INFO.{_CONSUMER}",
-            f"{_JS}.CONSUMER.DELETE.{_CONSUMER}",
-            f"{_JS}.CONSUMER.MSG.NEXT.{_CONSUMER}",
-            f"$JS.ACK.{_CONSUMER}.>",
+            *(
+                subject
+                for consumer in _CONSUMERS
+                for subject in (
+                    f"{_JS}.CONSUMER.CREATE.{consumer}",
+                    f"{_JS}.CONSUMER.CREATE.{consumer}.>",
+                    f"{_JS}.CONSUMER.DURABLE.CREATE.{consumer}",
+                    f"{_JS}.CONSUMER.INFO.{consumer}",
+                    f"{_JS}.CONSUMER.DELETE.{consumer}",
+                    f"{_JS}.CONSUMER.MSG.NEXT.{consumer}",
+                    f"$JS.ACK.{consumer}.>",
+                )
+            ),
             f"$KV.{subjects.SCORES_BUCKET}.>",
         ],
         subscribe=[subjects.SCORES_GET, "_INBOX.>"],

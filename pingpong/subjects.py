@@ -45,7 +45,10 @@ SCORES_KEY: Final = "scores"
 """The one key of ``SCORES_BUCKET``."""
 
 SCOREBOARD_CONSUMER: Final = "scoreboard"
-"""The scoreboard's durable consumer on ``STREAM``."""
+"""The scoreboard's durable consumer of ``finished`` events on ``STREAM``."""
+
+SCOREBOARD_ABORTED_CONSUMER: Final = "scoreboard-aborted"
+"""The scoreboard's durable consumer of ``aborted`` events on ``STREAM``."""
 
 RESULTS: Final = (RALLY_FINISHED_ALL, RALLY_ABORTED_ALL)
 """The events that change the scores (the scoreboard's consumer filter)."""
@@ -80,6 +83,16 @@ def rally_subject(game_id: str, kind: EventKind) -> str:
 def rally_game(game_id: str) -> str:
     """Every event of one game: ``rally.<game_id>.>``."""
     return f"rally.{game_id}.>"
+
+
+def rally_results(kind: Literal["finished", "aborted"]) -> str:
+    """Every event of one kind of result: ``rally.*.finished`` or ``rally.*.aborted``."""
+    return RALLY_FINISHED_ALL if kind == "finished" else RALLY_ABORTED_ALL
+
+
+def scoreboard_consumer(kind: Literal["finished", "aborted"]) -> str:
+    """The scoreboard's consumer of one kind of result (each has a single filter)."""
+    return SCOREBOARD_CONSUMER if kind == "finished" else SCOREBOARD_ABORTED_CONSUMER
 
 
 def finished_msg_id(game_id: str, kind: EventKind = "finished") -> str:

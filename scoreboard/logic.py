@@ -1,16 +1,17 @@
 """Folding rally events into scores: pure, no I/O.
 
-The tally is stored with the last stream sequence it folded in, so whoever
-reads the log again skips what is already counted (exactly-once across
-restarts). The same game id counts once: ``recent`` remembers the last
-``RECENT_IDS`` games counted, which covers any retried publish the stream's
-duplicate window let through.
+The results are read by kind (one reader for ``finished`` events, one for
+``aborted``), and the tally is stored with the last stream sequence each reader
+folded in, so whoever reads the log again skips what is already counted
+(exactly-once across restarts). The same game id counts once: ``recent``
+remembers the last ``RECENT_IDS`` games counted, which covers any retried
+publish the stream's duplicate window let through.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Final
+from typing import Final, Literal
 
 from pydantic import Field
 
@@ -30,26 +31,46 @@ RECENT_IDS: Final = 1000
 """Game ids remembered to drop a game counted twice."""
 
 
+ResultKind = Literal["finished", "aborted"]
+"""The events that change the scores; each is read by a consumer of its own."""
+
+RESULT_KINDS: Final[tuple[ResultKind, ...]] = ("finished", "aborted")
+
+
 class Tally(Message):
-    """What the scoreboard stores: the scores and the ids of the games counted last."""
+    """What the scoreboard stores: the scores, the ids of the games counted last, and how
+    far each kind of result has been read."""
 
     scores: Scores = Field(default_factory=Scores)
     recent: tuple[str, ...] = Field(default=(), description="Newest last.")
+    read: dict[ResultKind, int] = Field(
+        default_factory=dict,
+        description="The last stream sequence folded in, by kind of result "
+        "(missing: ``scores.last_seq``, as a tally from before the readers split).",
+    )
+
+    def cursor(self, kind: ResultKind) -> int:
+        """The last stream sequence of a ``kind`` event folded in."""
+        return self.read.get(kind, self.scores.last_seq)
 
 
-def fold(tally: Tally, event: RallyEvent | None, seq: int) -> Tally:
+def fold(tally: Tally, event: RallyEvent | None, seq: int, kind: ResultKind = "finished") -> Tally:
     """The tally after the event at stream sequence ``seq`` (unchanged if already counted)."""
-    return fold_all(tally, [(event, seq)])
+    return fold_all(tally, [(event, seq)], kind)
 
 
-def fold_all(tally: Tally, events: Iterable[tuple[RallyEvent | None, int]]) -> Tally:
-    """The tally after a batch of ``(event, stream sequence)``, in stream order.
+def fold_all(
+    tally: Tally, events: Iterable[tuple[RallyEvent | None, int]], kind: ResultKind = "finished"
+) -> Tally:
+    """The tally after a batch of ``(event, stream sequence)`` that the ``kind`` reader got,
+    in stream order.
 
-    Events at or below the tally's sequence are skipped, a game id already counted
+    Events at or below that reader's sequence are skipped, a game id already counted
     counts once, and ``None`` (an event that could not be read) only moves the sequence.
+    ``scores.last_seq`` is the furthest any reader has got.
     """
     s = tally.scores
-    last_seq = s.last_seq
+    first_seq = last_seq = tally.cursor(kind)
     games, draws, aborted = s.games, s.draws, s.aborted
     total, longest = s.total_strokes, s.longest_rally
     wins, by_instance = dict(s.wins), dict(s.wins_by_instance)
@@ -98,9 +119,10 @@ def fold_all(tally: Tally, events: Iterable[tuple[RallyEvent | None, int]]) -> T
         counted.add(summary.game_id)
         recent.append(summary.game_id)
         summaries.append(summary)
-    if last_seq == s.last_seq:
+    if last_seq == first_seq:
         return tally
-    update: dict[str, object] = {"last_seq": last_seq}
+    read = {**{k: tally.cursor(k) for k in RESULT_KINDS}, kind: last_seq}
+    update: dict[str, object] = {"last_seq": max(s.last_seq, last_seq)}
     if summaries:
         update.update(
             games=games,
@@ -113,7 +135,7 @@ def fold_all(tally: Tally, events: Iterable[tuple[RallyEvent | None, int]]) -> T
             wins_by_instance=by_instance,
             last_games=(*reversed(summaries[-LAST_GAMES:]), *s.last_games)[:LAST_GAMES],
         )
-    return Tally(scores=s.model_copy(update=update), recent=tuple(recent[-RECENT_IDS:]))
+    return Tally(scores=s.model_copy(update=update), recent=tuple(recent[-RECENT_IDS:]), read=read)
 
 
 def missed(delivered: int, sequences: Sequence[int]) -> int | None:

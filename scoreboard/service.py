@@ -1,13 +1,19 @@
-"""The scoreboard service: a durable consumer on ``RALLY`` folding results into scores.
+"""The scoreboard service: durable consumers on ``RALLY`` folding results into scores.
 
-After each batch it writes the tally, with the last stream sequence folded in,
-to the KV bucket ``SCORES`` with compare-and-set, and only then acks the batch.
-The tally's sequence is the truth: at start, and whenever a delivery went
-missing (a NATS server died with it on the way: the consumer's delivery
-sequence skips, or the server delivered more than arrived), the consumer is
-made again from the first stream sequence not yet counted. An ack of a later
-event would otherwise ack the missing one too (``AckPolicy.ALL``), and that game
-would never be counted. Serves ``scores.get`` (queue group ``scoreboard``).
+Two readers, one a kind of result: ``finished`` events (consumer ``scoreboard``)
+and ``aborted`` ones (``scoreboard-aborted``). Each consumer has a single subject
+filter: nats-server finds the next message of a consumer with several filters by
+walking every matching subject of the stream's block, and with a subject per game
+that costs more than the game itself (docs/BENCHMARKS.md).
+
+After each batch a reader writes the tally, with the last stream sequence it
+folded in, to the KV bucket ``SCORES`` with compare-and-set, and only then acks
+the batch. The tally's sequences are the truth: at start, and whenever a delivery
+went missing (a NATS server died with it on the way: the consumer's delivery
+sequence skips, or the server delivered more than arrived), the consumer is made
+again from the first stream sequence not yet counted. An ack of a later event
+would otherwise ack the missing one too (``AckPolicy.ALL``), and that game would
+never be counted. Serves ``scores.get`` (queue group ``scoreboard``).
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ from pingpong import bus, subjects
 from pingpong.errors import BadMessageError
 from pingpong.messages import RallyEvent, decode_event, encode
 from pingpong.settings import Settings
-from scoreboard.logic import Tally, fold_all, missed
+from scoreboard.logic import RESULT_KINDS, ResultKind, Tally, fold_all, missed
 
 log = logging.getLogger(__name__)
 
@@ -68,9 +74,9 @@ class Puller:
     LINGER_MARGIN: Final = 0.1
     """Seconds the waiting request expires before :meth:`fetch` gives up on it."""
 
-    def __init__(self, nc: Client) -> None:
+    def __init__(self, nc: Client, consumer: str) -> None:
         self.nc = nc
-        self.subject = f"$JS.API.CONSUMER.MSG.NEXT.{subjects.STREAM}.{subjects.SCOREBOARD_CONSUMER}"
+        self.subject = f"$JS.API.CONSUMER.MSG.NEXT.{subjects.STREAM}.{consumer}"
         self.inbox = nc.new_inbox()
         self._sub: Subscription | None = None
         self._msgs: list[Msg] = []  # events that came, oldest first
@@ -134,6 +140,7 @@ class Scoreboard:
         self.tally = Tally()
         self.revision = 0
         self._encoded = encode(self.tally.scores)
+        self._writing = asyncio.Lock()  # the readers fold and write one at a time
 
     async def load(self) -> None:
         """The stored tally, or a fresh one."""
@@ -158,8 +165,9 @@ class Scoreboard:
         if msg.reply:
             await msg.respond(self._encoded)
 
-    def folded(self, tally: Tally, msgs: list[Msg]) -> Tally:
-        """``tally`` with a batch folded in; a malformed event is logged and skipped."""
+    def folded(self, tally: Tally, msgs: list[Msg], kind: ResultKind) -> Tally:
+        """``tally`` with a batch of ``kind`` events folded in; a malformed event is logged
+        and skipped."""
         events: list[tuple[RallyEvent | None, int]] = []
         for msg in msgs:
             seq = msg.metadata.sequence.stream
@@ -168,42 +176,65 @@ class Scoreboard:
             except BadMessageError as e:
                 log.warning("skipped stream sequence %d (%s): %s", seq, msg.subject, e)
                 events.append((None, seq))
-        return fold_all(tally, events)
+        return fold_all(tally, events, kind)
 
-    async def store(self, msgs: list[Msg]) -> None:
+    async def store(self, msgs: list[Msg], kind: ResultKind = "finished") -> None:
         """Fold a batch and write it with compare-and-set; reload and refold on a conflict."""
-        for _ in range(5):
-            new = self.folded(self.tally, msgs)
-            if new == self.tally:
+        async with self._writing:
+            for _ in range(5):
+                new = self.folded(self.tally, msgs, kind)
+                if new == self.tally:
+                    return
+                try:
+                    self.revision = await self.kv.update(
+                        subjects.SCORES_KEY, encode(new), last=self.revision
+                    )
+                except nats.js.errors.KeyWrongLastSequenceError:
+                    log.warning("scores were written elsewhere; reloading")
+                    await self.load()
+                    continue
+                self.tally = new
+                self._encoded = encode(new.scores)
                 return
-            try:
-                self.revision = await self.kv.update(
-                    subjects.SCORES_KEY, encode(new), last=self.revision
-                )
-            except nats.js.errors.KeyWrongLastSequenceError:
-                log.warning("scores were written elsewhere; reloading")
-                await self.load()
-                continue
-            self.tally = new
-            self._encoded = encode(new.scores)
-            return
-        raise RuntimeError("scores kept changing under us; giving up this batch")
+            raise RuntimeError("scores kept changing under us; giving up this batch")
+
+    def reader(self, kind: ResultKind) -> Reader:
+        """The reader of one kind of result."""
+        return Reader(self, kind)
+
+    async def subscribe(self, kind: ResultKind = "finished") -> Puller:
+        """The ``kind`` reader's consumer, made afresh from the first sequence not yet counted."""
+        return await self.reader(kind).subscribe()
+
+    async def consume(self, stop: asyncio.Event) -> None:
+        """Both readers until ``stop``."""
+        await asyncio.gather(*(self.reader(kind).consume(stop) for kind in RESULT_KINDS))
+
+
+class Reader:
+    """One durable consumer on ``RALLY`` with one filter: the results of one kind."""
+
+    def __init__(self, board: Scoreboard, kind: ResultKind) -> None:
+        self.board = board
+        self.kind = kind
+        self.consumer = subjects.scoreboard_consumer(kind)
 
     async def subscribe(self) -> Puller:
         """The durable consumer, made afresh from the first stream sequence not yet counted."""
+        js = self.board.js
         with contextlib.suppress(nats.js.errors.NotFoundError):
-            await self.js.delete_consumer(subjects.STREAM, subjects.SCOREBOARD_CONSUMER)
+            await js.delete_consumer(subjects.STREAM, self.consumer)
         config = ConsumerConfig(
-            durable_name=subjects.SCOREBOARD_CONSUMER,
-            filter_subjects=list(subjects.RESULTS),
+            durable_name=self.consumer,
+            filter_subject=subjects.rally_results(self.kind),
             ack_policy=AckPolicy.ALL,
             deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
-            opt_start_seq=self.tally.scores.last_seq + 1,
+            opt_start_seq=self.board.tally.cursor(self.kind) + 1,
             ack_wait=30,
             max_ack_pending=10 * BATCH,
         )
-        await self.js.add_consumer(subjects.STREAM, config)
-        puller = Puller(self.nc)
+        await js.add_consumer(subjects.STREAM, config)
+        puller = Puller(self.board.nc, self.consumer)
         await puller.start()
         return puller
 
@@ -224,16 +255,16 @@ class Scoreboard:
                         sub = None
                     continue
                 except _TRANSIENT as e:
-                    log.debug("fetch failed: %s", e)
+                    log.debug("%s fetch failed: %s", self.kind, e)
                     await _sleep_or_stop(stop, RETRY_WAIT)
                     continue
                 except Exception:  # never let a library surprise end the scoreboard
-                    log.exception("fetch failed unexpectedly; retrying")
+                    log.exception("%s fetch failed unexpectedly; retrying", self.kind)
                     await _sleep_or_stop(stop, RETRY_WAIT)
                     continue
                 gap = missed(delivered, [m.metadata.sequence.consumer for m in msgs])
                 if gap is not None:
-                    await self._drop(sub, f"delivery {gap} never arrived")
+                    await self._drop(sub, f"delivery {gap} of {self.consumer} never arrived")
                     sub = None
                     continue
                 delivered = msgs[-1].metadata.sequence.consumer
@@ -242,14 +273,17 @@ class Scoreboard:
                 tries = 0
                 while not stop.is_set():
                     try:
-                        await self.store(msgs)
+                        await self.board.store(msgs, self.kind)
                         await msgs[-1].ack()  # AckPolicy.ALL: acks the whole batch
                         break
                     except (*_TRANSIENT, nats.js.errors.APIError, RuntimeError) as e:
                         tries += 1
                         if tries == 1:
                             log.warning(
-                                "could not store %d events yet (%s); retrying", len(msgs), e
+                                "could not store %d %s events yet (%s); retrying",
+                                len(msgs),
+                                self.kind,
+                                e,
                             )
                         await _sleep_or_stop(stop, RETRY_WAIT)
                 if len(msgs) < BATCH:  # caught up: let the next batch gather
@@ -261,16 +295,18 @@ class Scoreboard:
     async def _drop(self, sub: Puller, why: str) -> None:
         """Say why and unsubscribe; the loop makes the consumer again from the tally's sequence."""
         log.warning(
-            "%s (a NATS server went away mid-delivery?); reading again from stream sequence %d",
+            "%s (a NATS server went away mid-delivery?); reading %s events again "
+            "from stream sequence %d",
             why,
-            self.tally.scores.last_seq + 1,
+            self.kind,
+            self.board.tally.cursor(self.kind) + 1,
         )
         await sub.stop()
 
     async def _lost_tail(self, delivered: int) -> bool:
         """True when the consumer says it delivered past ``delivered`` (checked when idle)."""
         try:
-            info = await self.js.consumer_info(subjects.STREAM, subjects.SCOREBOARD_CONSUMER)
+            info = await self.board.js.consumer_info(subjects.STREAM, self.consumer)
         except (*_TRANSIENT, nats.js.errors.APIError):
             return False
         return info.delivered is not None and (info.delivered.consumer_seq or 0) > delivered
