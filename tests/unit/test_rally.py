@@ -68,9 +68,7 @@ def test_ping_serves_and_the_sides_alternate_until_a_miss() -> None:
     ]
 
 
-def test_strokes_ahead_are_asked_of_both_sides_at_once_and_the_game_ends_at_the_miss() -> (
-    None
-):
+def test_strokes_ahead_are_asked_of_both_sides_at_once_and_the_game_ends_at_the_miss() -> None:
     table = Table(Limits(ahead=16))
     played = table.play(honest(miss_at=6))
     assert table.asked == [("ping", 1, 8), ("pong", 2, 8)]
@@ -138,9 +136,7 @@ def test_strokes_come_out_in_order_whichever_side_answers_first() -> None:
     assert rally.winner == "ping"
 
 
-def test_an_unanswered_swing_is_asked_again_after_a_growing_backoff_and_the_game_goes_on() -> (
-    None
-):
+def test_an_unanswered_swing_is_asked_again_after_a_growing_backoff_and_the_game_goes_on() -> None:
     rally = Rally("g", Limits(retries=3, backoff=0.01, ahead=1))
     (ping,) = rally.next_round(0.0)
     rally.answer(ping, "ping-1", (HIT,), 0.001)
@@ -185,8 +181,9 @@ def test_an_answer_that_does_not_fit_the_request_is_refused_and_asked_again(
     assert rally.waits_for(ping)
     rally.failed(ping, "did not fit")
     rally.answer(pong, "pong-1", (MISS,), 0.002)
-    (first, second) = rally.answer(ping, "ping-2", (HIT, HIT), 0.003)
+    first, second = rally.answer(ping, "ping-2", (HIT, HIT), 0.003)
     assert (first.attempts, first.instance) == (2, "ping-2")
+    assert second.result is MISS
     assert rally.winner == "ping"
 
 

@@ -120,9 +120,7 @@ def test_a_skipped_delivery_sequence_is_the_first_one_missed() -> None:
     assert missed(5, [5, 6]) == 6
 
 
-def test_each_kind_of_result_has_its_own_cursor_so_neither_reader_skips_the_others_events() -> (
-    None
-):
+def test_each_kind_of_result_has_its_own_cursor_so_neither_reader_skips_the_others_events() -> None:
     t = fold(Tally(), finished("a", 3, "pong"), 10, "finished")
     t = fold(t, aborted("b"), 4, "aborted")  # read later, stored earlier
     assert (t.scores.games, t.scores.aborted) == (1, 1)
@@ -131,9 +129,7 @@ def test_each_kind_of_result_has_its_own_cursor_so_neither_reader_skips_the_othe
     assert fold(t, aborted("c"), 4, "aborted") == t  # each reader skips what it has read
 
 
-def test_a_tally_from_before_the_readers_split_reads_both_kinds_on_from_its_last_sequence() -> (
-    None
-):
+def test_a_tally_from_before_the_readers_split_reads_both_kinds_on_from_its_last_sequence() -> None:
     old = Tally.model_validate_json(b'{"v":1,"scores":{"games":2,"last_seq":50},"recent":["a"]}')
     assert (old.cursor("finished"), old.cursor("aborted")) == (50, 50)
     assert fold(old, aborted("x"), 50, "aborted") == old
