@@ -116,6 +116,9 @@ REQUEST_CACHE: Final = 64
 STORE_RETRY: Final = 0.25
 """Seconds between two tries to store a final event."""
 
+INTERNAL_ERROR: Final = "internal error in the manager"
+"""The answer to a game that failed on a bug (its traceback is in the log)."""
+
 
 def _read(side: subjects.Side, model: type[M], data: bytes) -> M:
     """A player's reply as ``model``; a malformed one is logged and counts as unanswered."""
@@ -131,6 +134,7 @@ class _Game:
 
     __slots__ = (
         "done",
+        "ended",
         "game_id",
         "key",
         "pulse",
@@ -155,6 +159,8 @@ class _Game:
         self.swing_subject = subjects.rally_subject(game_id, "swing")
         self.done = False
         """True once the rally is over or given up: answers that come later are dropped."""
+        self.ended = False
+        """True once the game is answered and forgotten."""
         self.timer: asyncio.TimerHandle | None = None
 
 
@@ -388,7 +394,7 @@ class Manager:
             at=now(),
         )
         final = _Final(game, "aborted", encode(aborted), None, (504 if timed_out else 503, reason))
-        self._spawn(self._store(final))
+        self._spawn(game, self._store(final))
 
     def _close(self, game: _Game) -> None:
         game.done = True
@@ -419,7 +425,7 @@ class Manager:
                 subject,
                 final.event,
                 min(2.0, self.settings.store_timeout),
-                lambda msg: self._stored(final, msg),
+                lambda msg: self._guard(game, self._stored(final, msg)),
                 headers,
             )
         except nats.errors.Error as e:
@@ -458,10 +464,12 @@ class Manager:
             log.warning(
                 "storing %s event failed (%s); retrying", final.kind, e, extra={"game_id": game_id}
             )
-        self._loop.call_later(STORE_RETRY, lambda: self._spawn(self._store(final)))
+        self._loop.call_later(STORE_RETRY, lambda: self._spawn(final.game, self._store(final)))
 
     async def _answer(self, final: _Final) -> None:
         game = final.game
+        if game.ended:
+            return
         self._end(game)
         if game.reply is None:
             return
@@ -473,6 +481,7 @@ class Manager:
                 await bus.respond_error_to(self.nc, game.reply, code, reason)
 
     def _end(self, game: _Game) -> None:
+        game.ended = True
         del self._games[game.key]
         self._pulse.forget(game.pulse)
         self._slots.release()
@@ -482,20 +491,25 @@ class Manager:
     # -- what must not take the service down
 
     async def _guard(self, game: _Game, step: Coroutine[Any, Any, None]) -> None:
-        """Run a step of a game; an error fails that game alone (500, or 503 for NATS)."""
+        """Run a step of a game; an error fails that game alone, answered once: 503 for a
+        NATS error while it is played, 500 (logged with its traceback) for anything else."""
         try:
             await step
         except nats.errors.Error as e:
-            self._abort(game, f"lost NATS while playing: {type(e).__name__}")
+            reason = f"lost NATS while playing: {type(e).__name__}"
+            if not game.done:
+                self._abort(game, reason)
+            else:
+                log.warning("%s", reason, extra={"game_id": game.game_id})
+                await self._answer(_Final(game, "aborted", b"", None, (503, reason)))
         except Exception:
             log.exception("game failed", extra={"game_id": game.game_id})
-            if not game.done:
-                self._close(game)
-                final = _Final(game, "aborted", b"", None, (500, "internal error in the manager"))
-                await self._answer(final)
+            self._close(game)
+            await self._answer(_Final(game, "aborted", b"", None, (500, INTERNAL_ERROR)))
 
-    def _spawn(self, step: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.ensure_future(step)
+    def _spawn(self, game: _Game, step: Coroutine[Any, Any, None]) -> None:
+        """Run a step of a game in a task of its own (the rare paths: aborts, store retries)."""
+        task = asyncio.ensure_future(self._guard(game, step))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 

@@ -1,0 +1,121 @@
+"""The manager against players that misbehave, on a real nats-server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+
+import pytest
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.micro.request import ERROR_CODE_HEADER, ERROR_HEADER
+
+import manager.service
+from pingpong import messages, subjects
+from pingpong.messages import Game, RallyAborted, decode, decode_event
+from tests.conftest import Services
+
+Answer = Callable[[Msg, int], Awaitable[None]]
+"""How a fake ping player answers its n-th batch (from 1)."""
+
+
+async def fake_ping(nc: Client, answer: Answer) -> list[Msg]:
+    """A ping player in the ``ping`` queue group on ``ping.swings``; the batches it got."""
+    got: list[Msg] = []
+
+    async def on_batch(msg: Msg) -> None:
+        got.append(msg)
+        await answer(msg, len(got))
+
+    await nc.subscribe(subjects.swings_subject("ping"), queue="ping", cb=on_batch)
+    await nc.flush()
+    return got
+
+
+def honest_hits(msg: Msg, extra: int = 0) -> bytes:
+    """Every swing of the batch a HIT (``extra``: that many result lists too many)."""
+    swings = json.loads(msg.data)["swings"]
+    results = [["HIT"] * s["count"] for s in swings]
+    results += results[:1] * extra
+    return json.dumps({"v": 1, "side": "ping", "instance": "fake@t", "results": results}).encode()
+
+
+async def play(nc: Client, timeout: float = 5) -> Msg:
+    return await nc.request(subjects.GAME_PLAY, b"", timeout=timeout)
+
+
+def error_of(msg: Msg) -> tuple[str, str]:
+    assert msg.headers is not None, msg.data
+    return msg.headers[ERROR_CODE_HEADER], msg.headers[ERROR_HEADER]
+
+
+async def test_a_batch_answered_with_results_for_other_swings_is_asked_again_and_played(
+    services: Services, nc: Client
+) -> None:
+    async def wrong_then_honest(msg: Msg, n: int) -> None:
+        await msg.respond(honest_hits(msg, extra=1 if n == 1 else 0))
+
+    got = await fake_ping(nc, wrong_then_honest)
+    await services.player("pong", 1, hit_chance=0)
+    await services.manager(1)
+    game = decode(Game, (await play(nc)).data)
+    assert len(got) == 2
+    assert game.strokes[0].attempts == 2
+    assert game.winner == "ping"  # pong misses every stroke
+
+
+async def test_a_side_that_never_answers_aborts_the_game_503_and_stores_its_aborted_event(
+    services: Services, nc: Client
+) -> None:
+    async def silent(msg: Msg, n: int) -> None:
+        return None
+
+    got = await fake_ping(nc, silent)
+    await services.player("pong", 1)
+    await services.manager(1, swing_timeout=0.1, swing_retries=1)
+    sub = await nc.subscribe(subjects.rally_subject("*", "aborted"))
+    code, reason = error_of(await play(nc))
+    assert code == "503"
+    assert reason.startswith("no ping player answered stroke 1 (2 tries, last: timeout after 0.1s")
+    event = decode_event((await sub.next_msg(timeout=2)).data)
+    assert isinstance(event, RallyAborted)
+    assert event.reason == reason
+    assert len(got) == 2
+
+
+async def test_a_game_that_outlives_its_timeout_is_answered_504(
+    services: Services, nc: Client
+) -> None:
+    async def slow(msg: Msg, n: int) -> None:
+        await asyncio.sleep(0.3)
+        await msg.respond(honest_hits(msg))
+
+    await fake_ping(nc, slow)
+    await services.player("pong", 1, hit_chance=100)
+    await services.manager(1, game_timeout=0.2, swing_timeout=2.0)
+    code, reason = error_of(await play(nc))
+    assert code == "504"
+    assert "took longer than 0.2s" in reason
+
+
+async def test_a_bug_in_one_game_answers_500_and_frees_its_place_for_the_next(
+    services: Services, nc: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await services.player("ping", 1)
+    await services.player("pong", 1)
+    await services.manager(1, max_games=1)
+    real = messages.swing_event
+    broken = {"first": True}
+
+    def swing_event(game_id: str, stroke: bytes) -> bytes:
+        if broken.pop("first", False):
+            raise RuntimeError("a bug")
+        return real(game_id, stroke)
+
+    monkeypatch.setattr(manager.service, "swing_event", swing_event)
+    outcomes = await asyncio.gather(*(play(nc) for _ in range(4)))
+    errors = [error_of(m) for m in outcomes if m.headers]
+    assert errors == [("500", "internal error in the manager")]
+    assert sum(1 for m in outcomes if not m.headers) == 3
+    assert decode(Game, (await play(nc)).data).strokes
