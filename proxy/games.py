@@ -14,6 +14,7 @@ request is retried for up to ``FAILOVER_GRACE`` seconds.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import secrets
 from dataclasses import dataclass, field
 from typing import Final
@@ -56,6 +57,7 @@ class GameClient:
         self.nc = nc
         self.silence = silence
         self._prefix = f"_INBOX.{secrets.token_hex(8)}"
+        self._tokens = itertools.count()  # a reply subject a request: the prefix is this client's
         self._waiting: dict[str, _Waiting] = {}
         self._sub: Subscription | None = None
         self._headers = {subjects.HEARTBEAT_HEADER: str(HEARTBEAT)}
@@ -116,7 +118,7 @@ class GameClient:
             await asyncio.sleep(0.05)
 
     async def _request(self, payload: bytes, timeout: float) -> Msg:
-        token = secrets.token_hex(8)
+        token = str(next(self._tokens))
         loop = self._loop
         now = loop.time()
         waiting = _Waiting(loop.create_future(), heard=now)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Final
 
 import nats.errors
 from aiohttp import web
@@ -50,13 +51,18 @@ def max_rounds(request: web.Request) -> int | None:
     return int(value)
 
 
+DEFAULT_GAME: Final = encode(GameRequest())
+"""The ``game.play`` request of a ``GET /`` without ``max_rounds``, written once."""
+
+
 async def play(request: web.Request) -> web.Response:
     """``GET /``: play a game; the original's transcript, or JSON."""
     try:
         as_json = wants_json(request)
-        game_request = GameRequest(max_rounds=max_rounds(request))
+        rounds = max_rounds(request)
     except BadQueryError as e:
         return error(400, str(e))
+    payload = DEFAULT_GAME if rounds is None else encode(GameRequest(max_rounds=rounds))
     metrics = request.app[METRICS]
     if metrics.playing >= request.app[SETTINGS].max_inflight:
         metrics.failed(503)
@@ -66,7 +72,7 @@ async def play(request: web.Request) -> web.Response:
     metrics.start()
     t0 = time.perf_counter()
     try:
-        result = await _play(request.app, encode(game_request))
+        result = await _play(request.app, payload)
     finally:
         metrics.end()
     if isinstance(result, web.Response):
