@@ -1,10 +1,14 @@
 """``pingpong bench``: games through :3000 and ``game.play`` against the two baselines.
 
-Everything runs on this machine in one go, so the ratios compare like with
-like: a raw nats-py request/reply (a bare responder process) and a bare
-aiohttp ``HIT`` endpoint, then the real services (2 ping, 2 pong, 2 managers,
-scoreboard, proxy: separate processes, as ``pingpong up`` runs them), all
-driven by the same client code from this process at each concurrency.
+Everything runs on this machine at once, so the ratios compare like with like:
+a raw nats-py request/reply (a bare responder process, on a nats-server of its
+own as it runs out of the box) and a bare aiohttp ``HIT`` endpoint, and the real
+services (2 ping, 2 pong, 2 managers, scoreboard, proxy: separate processes on
+an embedded nats-server, as ``pingpong up`` runs them), all driven by the same
+client code from this process. Each concurrency is measured in rounds, each
+round a baseline and then the games that are compared with it, so a host that
+speeds up or slows down during the run moves both sides of a ratio; a ratio is
+the median of its rounds'.
 """
 
 from __future__ import annotations
@@ -13,12 +17,13 @@ import asyncio
 import contextlib
 import json
 import os
+import statistics
 import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TextIO
+from typing import Final, TextIO
 
 import aiohttp
 from nats.aio.client import Client
@@ -42,11 +47,13 @@ class BenchOptions:
     """What to measure and for how long."""
 
     seconds: float = 3.0
-    """Seconds of load per measurement."""
+    """Seconds of load per measurement, split over its rounds."""
     concurrency: tuple[int, ...] = (1, 8, 64)
     """Requests in flight at once, one measurement each."""
-    warmup: float = 0.5
-    """Seconds of load before each measurement, not counted."""
+    warmup: float = 0.3
+    """Seconds of load before each round of a measurement, not counted."""
+    rounds: int = 3
+    """Rounds per concurrency, each a turn of every measurement."""
     players: int = 2
     """Players per side (processes)."""
     managers: int = 2
@@ -65,6 +72,10 @@ class Sample:
     latencies: list[float] = field(default_factory=list)
     errors: int = 0
     cpu: dict[str, float] = field(default_factory=dict)
+    rates: list[float] = field(default_factory=list)
+    """Operations a second of each round."""
+    unit_rates: list[float] = field(default_factory=list)
+    """Units (swings) a second of each round."""
 
     @property
     def rate(self) -> float:
@@ -84,6 +95,18 @@ class Sample:
     def cpu_per_op_ms(self) -> float:
         return sum(self.cpu.values()) / self.ops * 1000 if self.ops else 0.0
 
+    def add(self, other: Sample) -> None:
+        """Count another round of the same measurement in."""
+        self.ops += other.ops
+        self.units += other.units
+        self.elapsed += other.elapsed
+        self.latencies += other.latencies
+        self.errors += other.errors
+        for name, cpu in other.cpu.items():
+            self.cpu[name] = self.cpu.get(name, 0.0) + cpu
+        self.rates.append(other.rate)
+        self.unit_rates.append(other.unit_rate)
+
 
 def cpu_seconds(pid: int) -> float:
     with open(f"/proc/{pid}/stat") as f:
@@ -101,10 +124,11 @@ Op = Callable[[], Awaitable[int]]
 async def measure(
     name: str, op: Op, concurrency: int, options: BenchOptions, pids: dict[str, int]
 ) -> Sample:
-    """Run ``op`` from ``concurrency`` workers: warm up, then count for ``options.seconds``."""
+    """One round: run ``op`` from ``concurrency`` workers, warm up, then count for
+    ``options.seconds / options.rounds``."""
     sample = Sample(name, concurrency)
     counting = False
-    stop_at = time.perf_counter() + options.warmup + options.seconds
+    stop_at = time.perf_counter() + options.warmup + options.seconds / options.rounds
 
     async def worker() -> None:
         while True:
@@ -162,31 +186,30 @@ def say(out: TextIO, line: str = "") -> None:
 async def run_bench(options: BenchOptions, out: TextIO = sys.stdout) -> dict[str, float]:
     """Run every measurement, print the table and the ratios; the ratios."""
     bench = Bench(out)
-    samples: list[Sample] = []
+    samples: dict[tuple[str, int], Sample] = {}
+    server = find_nats_server()
+    py = [sys.executable, "-m", "bench.baselines"]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     try:
-        nats_port = free_port()
-        nats = await bench.start(
-            nats_child(find_nats_server(), nats_port, bench.store.name, "bench")
+        # baseline 1: raw nats-py request/reply to a bare responder, nats-server as it comes
+        raw_port = free_port()
+        raw_store = os.path.join(bench.store.name, "raw")
+        raw_server = await bench.start(
+            nats_child(server, raw_port, raw_store, "raw", embedded=False)
         )
+        raw_nc = Client()
+        await raw_nc.connect(f"nats://127.0.0.1:{raw_port}")
+        responder = await bench.start(
+            Child("raw-nats", [*py, "nats", f"nats://127.0.0.1:{raw_port}"], env, "ready")
+        )
+        raw_pids = {"raw-nats": _pid(responder), "nats-server": _pid(raw_server)}
+
+        # the game's nats-server, as pingpong up runs it
+        nats_port = free_port()
+        nats = await bench.start(nats_child(server, nats_port, bench.store.name, "bench"))
         url = f"nats://127.0.0.1:{nats_port}"
         nc = Client()
         await nc.connect(url)
-        py = [sys.executable, "-m", "bench.baselines"]
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-
-        # baseline 1: raw nats-py request/reply to a bare responder process
-        responder = await bench.start(
-            Child("raw-nats", [*py, "nats", url], env, ready_line="ready")
-        )
-
-        async def raw_request() -> int:
-            await nc.request("bench.hit", b"x", timeout=5)
-            return 1
-
-        raw_pids = {"raw-nats": _pid(responder), "nats-server": _pid(nats)}
-        for c in options.concurrency:
-            samples.append(await measure("raw nats req/reply", raw_request, c, options, raw_pids))
-
         request = encode(GameRequest())
 
         async def via_nats() -> int:  # counts strokes; the proxy's path validates
@@ -194,11 +217,13 @@ async def run_bench(options: BenchOptions, out: TextIO = sys.stdout) -> dict[str
             return len(json.loads(bus.raise_for_error(msg).data)["strokes"])
 
         # context: a floor manager, the design's messages of a game and nothing else
+        top = max(options.concurrency)
         floor = await bench.start(Child("floor", [*py, "floor", url], env, ready_line="ready"))
         floor_pids = {"floor": _pid(floor), "nats-server": _pid(nats)}
-        samples.append(
-            await measure(FLOOR, via_nats, max(options.concurrency), options, floor_pids)
-        )
+        floor_sample = Sample(FLOOR, top)
+        for _ in range(options.rounds):
+            floor_sample.add(await measure(FLOOR, via_nats, top, options, floor_pids))
+        samples[(FLOOR, top)] = floor_sample
         await bench.sup.stop_all([[floor]])  # no restarts from here on, as in the end
         await nc.jetstream().purge_stream(subjects.STREAM)  # its games are not to be counted
 
@@ -207,8 +232,25 @@ async def run_bench(options: BenchOptions, out: TextIO = sys.stdout) -> dict[str
         bare = await bench.start(
             Child("raw-http", [*py, "http", str(http_port)], env, ready_line="ready")
         )
+        bare_pids = {"raw-http": _pid(bare)}
+
+        # the real thing
+        port = free_port()
+        services = cast(
+            UpOptions(port=port, players=options.players, managers=options.managers), url, "bench"
+        )
+        for child in services.start_order:
+            child.ready_line = "listening on" if child is services.proxy else " serving "
+            await bench.start(child)
+        pids = {"nats-server": _pid(nats), **{c.name: _pid(c) for c in services.start_order}}
+
         connector = aiohttp.TCPConnector(limit=0)
         async with aiohttp.ClientSession(connector=connector) as http:
+            await _wait_game(http, f"http://127.0.0.1:{port}/")
+
+            async def raw_request() -> int:
+                await raw_nc.request("bench.hit", b"x", timeout=5)
+                return 1
 
             async def raw_http() -> int:
                 async with http.get(f"http://127.0.0.1:{http_port}/") as r:
@@ -217,26 +259,6 @@ async def run_bench(options: BenchOptions, out: TextIO = sys.stdout) -> dict[str
                         raise RuntimeError(r.status)
                 return 1
 
-            for c in options.concurrency:
-                samples.append(
-                    await measure("bare aiohttp", raw_http, c, options, {"raw-http": _pid(bare)})
-                )
-            await bench.sup.stop_all([[bare, responder]])
-            bench.children = [nats]
-
-            # the real thing
-            port = free_port()
-            services = cast(
-                UpOptions(port=port, players=options.players, managers=options.managers),
-                url,
-                "bench",
-            )
-            for child in services.start_order:
-                child.ready_line = "listening on" if child is services.proxy else " serving "
-                await bench.start(child)
-            pids = {"nats-server": _pid(nats), **{c.name: _pid(c) for c in services.start_order}}
-            await _wait_game(http, f"http://127.0.0.1:{port}/")
-
             async def via_proxy() -> int:
                 async with http.get(f"http://127.0.0.1:{port}/") as r:
                     body = await r.text()
@@ -244,15 +266,31 @@ async def run_bench(options: BenchOptions, out: TextIO = sys.stdout) -> dict[str
                         raise RuntimeError(r.status)
                 return body.count("\n") - 1
 
+            plan: list[tuple[str, Op, dict[str, int]]] = [
+                (RAW_NATS, raw_request, raw_pids),
+                (VIA_NATS, via_nats, pids),
+                (RAW_HTTP, raw_http, bare_pids),
+                (VIA_PROXY, via_proxy, pids),
+            ]
             for c in options.concurrency:
-                samples.append(await measure("games via :3000", via_proxy, c, options, pids))
-            for c in options.concurrency:
-                samples.append(await measure("games via game.play", via_nats, c, options, pids))
+                for _ in range(options.rounds):
+                    for name, op, of in plan:
+                        sample = await measure(name, op, c, options, of)
+                        samples.setdefault((name, c), Sample(name, c)).add(sample)
             rss = {n: rss_mb(p) for n, p in pids.items()}
         await nc.close()
+        await raw_nc.close()
     finally:
         await bench.close()
-    return report(samples, rss, options, out)
+    order = [FLOOR, RAW_NATS, RAW_HTTP, VIA_PROXY, VIA_NATS]
+    table = sorted(samples.values(), key=lambda s: (order.index(s.name), s.concurrency))
+    return report(table, rss, options, out)
+
+
+RAW_NATS: Final = "raw nats req/reply"
+RAW_HTTP: Final = "bare aiohttp"
+VIA_PROXY: Final = "games via :3000"
+VIA_NATS: Final = "games via game.play"
 
 
 async def _wait_game(http: aiohttp.ClientSession, url: str) -> None:
@@ -280,9 +318,9 @@ def report(
     """Print the table, CPU and RSS per process, and the ratios to the baselines."""
     say(
         out,
-        f"pingpong bench: {options.seconds:g}s per measurement, {options.players} player(s) "
-        f"per side, {options.managers} manager(s), {os.cpu_count()} cores, "
-        f"load average {os.getloadavg()[0]:.2f}",
+        f"pingpong bench: {options.seconds:g}s per measurement in {options.rounds} rounds, "
+        f"{options.players} player(s) per side, {options.managers} manager(s), "
+        f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}",
     )
     say(
         out,
@@ -298,26 +336,35 @@ def report(
         )
     say(out)
     top = max(options.concurrency)
-    proxy = _find(samples, "games via :3000", top)
+    proxy = _find(samples, VIA_PROXY, top)
     if proxy is not None:
         say(out, f"CPU seconds per process at {top} concurrent games via :3000, and RSS:")
         for name, cpu in proxy.cpu.items():
             say(out, f"  {name:<12} cpu {cpu:6.2f}s   rss {rss.get(name, 0):6.1f} MB")
     ratios: dict[str, float] = {}
-    bare = _find(samples, "bare aiohttp", top)
-    if proxy and bare and bare.rate:
-        ratios["proxy_vs_aiohttp"] = proxy.rate / bare.rate
-    via = _find(samples, "games via game.play", top)
-    raw = _find(samples, "raw nats req/reply", top)
+    spread: dict[str, tuple[float, float]] = {}
+
+    def paired(key: str, games: list[float], base: list[float]) -> None:
+        """The median of the rounds' ratios (each round: the baseline, then the games)."""
+        each = [g / b for g, b in zip(games, base, strict=True) if b]
+        if each:
+            ratios[key] = statistics.median(each)
+            spread[key] = (min(each), max(each))
+
+    bare = _find(samples, RAW_HTTP, top)
+    if proxy and bare:
+        paired("proxy_vs_aiohttp", proxy.rates, bare.rates)
+    via = _find(samples, VIA_NATS, top)
+    raw = _find(samples, RAW_NATS, top)
     managers = sum(1 for n in (proxy.cpu if proxy else {}) if n.startswith("manager"))
-    if via and raw and raw.rate:
-        ratios["manager_swings_vs_raw"] = via.unit_rate / raw.rate
-        if managers:
-            ratios["per_manager_swings_vs_raw"] = via.unit_rate / managers / raw.rate
+    if via and raw:
+        paired("manager_swings_vs_raw", via.unit_rates, raw.rates)
+        if managers and "manager_swings_vs_raw" in ratios:
+            ratios["per_manager_swings_vs_raw"] = ratios["manager_swings_vs_raw"] / managers
     floor = _find(samples, FLOOR, top)
-    if floor and raw and raw.rate:
+    if floor and raw and raw.rate:  # measured before the rest: context, not a target
         ratios["floor_swings_vs_raw"] = floor.unit_rate / raw.rate
-    one = _find(samples, "games via :3000", min(options.concurrency))
+    one = _find(samples, VIA_PROXY, min(options.concurrency))
     if one:
         ratios["median_game_ms_1_client"] = one.pct(0.5)
     if one and proxy and one.cpu_per_op_ms:
@@ -336,5 +383,8 @@ def report(
     }
     for key, label in labels.items():
         if key in ratios:
-            say(out, f"  {label:<58} {ratios[key]:8.3f}")
+            low_high = (
+                f"   rounds {spread[key][0]:.3f} to {spread[key][1]:.3f}" if key in spread else ""
+            )
+            say(out, f"  {label:<58} {ratios[key]:8.3f}{low_high}")
     return ratios

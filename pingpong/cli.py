@@ -23,6 +23,37 @@ from pingpong.runner import Service, run
 from pingpong.settings import Settings
 
 
+def _positive(text: str) -> float:
+    """A number of seconds above 0 (argparse type)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds above 0, not {text!r}")
+    return value
+
+
+def _rounds(text: str) -> int:
+    """A whole number from 1 to 100 (argparse type)."""
+    if not text.isdigit() or not 1 <= int(text) <= 100:
+        raise argparse.ArgumentTypeError(f"must be a whole number from 1 to 100, not {text!r}")
+    return int(text)
+
+
+def _concurrency(text: str) -> tuple[int, ...]:
+    """Comma-separated whole numbers from 1 to 1000 (argparse type)."""
+    try:
+        values = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        values = ()
+    if not values or not all(1 <= v <= 1000 for v in values):
+        raise argparse.ArgumentTypeError(
+            f"must be whole numbers from 1 to 1000 with commas between, not {text!r}"
+        )
+    return values
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser; flags override environment variables."""
     parser = argparse.ArgumentParser(
@@ -64,8 +95,13 @@ def build_parser() -> argparse.ArgumentParser:
     roles.add_parser("scoreboard", help="keep the scores from the event log (scores.get)")
 
     bench = roles.add_parser("bench", help="benchmark against raw NATS and bare aiohttp")
-    bench.add_argument("--seconds", type=float, default=3.0, help="per measurement (3)")
-    bench.add_argument("--concurrency", default="1,8,64", help="comma-separated (1,8,64)")
+    bench.add_argument("--seconds", type=_positive, default=3.0, help="per measurement (3)")
+    bench.add_argument(
+        "--concurrency", type=_concurrency, default=(1, 8, 64), help="comma-separated (1,8,64)"
+    )
+    bench.add_argument(
+        "--rounds", type=_rounds, default=3, metavar="N", help="rounds a measurement (3)"
+    )
     bench.add_argument("--players", type=int, default=2, help="players per side (2)")
     bench.add_argument("--managers", type=int, default=2, help="managers (2)")
 
@@ -103,7 +139,8 @@ def _service(role: str, args: argparse.Namespace, settings: Settings) -> Service
 
         opts = BenchOptions(
             seconds=args.seconds,
-            concurrency=tuple(int(c) for c in args.concurrency.split(",")),
+            concurrency=args.concurrency,
+            rounds=args.rounds,
             players=args.players,
             managers=args.managers,
         )

@@ -234,12 +234,36 @@ class Cast:
         return [[self.proxy], self.managers, [*self.players, self.scoreboard]]
 
 
-def nats_child(server: str, port: int, store: str, name: str, config: Path | None = None) -> Child:
-    """An embedded nats-server with JetStream on 127.0.0.1:``port`` (``config``: users)."""
+EMBEDDED_GOMAXPROCS: Final = "1"
+"""``GOMAXPROCS`` of the embedded nats-server unless the environment sets one.
+
+It shares the machine with every service; with one thread its goroutines hand
+messages to each other without waking a thread on another core (a futex and, in
+a VM, an interrupt to another CPU) for each. Measured with the whole game on two
+cores: 6 % more games a second, 10 % less CPU a game (docs/BENCHMARKS.md)."""
+
+
+def nats_child(
+    server: str,
+    port: int,
+    store: str,
+    name: str,
+    config: Path | None = None,
+    *,
+    embedded: bool = True,
+) -> Child:
+    """A nats-server with JetStream on 127.0.0.1:``port`` (``config``: users).
+
+    ``embedded``: as ``pingpong up`` runs it (:data:`EMBEDDED_GOMAXPROCS`); else as
+    nats-server runs out of the box.
+    """
     args = [server, "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", store, "-n", name]
     if config is not None:
         args += ["-c", str(config)]
-    return Child("nats", args, dict(os.environ), ready_line="Server is ready")
+    env = dict(os.environ)
+    if embedded:
+        env.setdefault("GOMAXPROCS", EMBEDDED_GOMAXPROCS)
+    return Child("nats", args, env, ready_line="Server is ready")
 
 
 def cast(
