@@ -3,7 +3,7 @@
 ``nats URL``: a bare nats-py responder on ``bench.hit`` answering ``HIT``.
 ``http PORT``: a bare aiohttp endpoint answering ``HIT``.
 ``floor URL``: a floor manager on ``game.play``: the messages of a game as the
-design has them (started, a swing event per stroke, finished stored through
+design has them (started, a swing event an answer, finished stored through
 JetStream, the game answered) for one canned 7-stroke game, with no players and
 no rally logic. What it plays per second is what the design's NATS traffic
 allows on this machine; the gap to the real services is their own work.
@@ -88,7 +88,9 @@ async def floor_manager(url: str) -> None:
     started = encode(
         RallyStarted(game_id=game.game_id, manager=game.manager, max_rounds=99, at=game.started_at)
     )
-    swings = [swing_event(game.game_id, encode(stroke)) for stroke in game.strokes]
+    # one swing event an answer: ping's first stroke, then the rest once pong's answer is in
+    strokes = [encode(stroke) for stroke in game.strokes]
+    swings = [swing_event(game.game_id, strokes[:1]), swing_event(game.game_id, strokes[1:])]
     ids = itertools.count()
     tasks: set[asyncio.Task[None]] = set()
 

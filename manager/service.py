@@ -337,9 +337,9 @@ class Manager:
         await self._guard(game, self._play_on(game, [play.json() for play in plays]))
 
     async def _play_on(self, game: _Game, strokes: list[bytes]) -> None:
-        for stroke in strokes:
-            game.strokes.append(stroke)
-            await self.nc.publish(game.swing_subject, swing_event(game.game_id, stroke))
+        if strokes:  # one swing event for the strokes of this answer
+            game.strokes += strokes
+            await self.nc.publish(game.swing_subject, swing_event(game.game_id, strokes))
         if game.rally.over:
             await self._finished(game)
         else:

@@ -19,13 +19,14 @@ from pingpong.errors import BadMessageError
 from pingpong.subjects import Side
 
 SCHEMA_VERSION: Final = 1
-"""Version of every message below; bumped on an incompatible change."""
+"""Version of every message below that does not name its own; bumped on an incompatible
+change (a message changed alone gets a version of its own: :data:`SWING_EVENT_VERSION`)."""
 
 DEFAULT_MAX_ROUNDS: Final = 99
 """Strokes without a miss after which a game is a draw (as the original)."""
 
-DEFAULT_SWINGS_AHEAD: Final = 16
-"""Strokes the manager asks for at once (8 a side): at 85% hits most games need one round."""
+DEFAULT_SWINGS_AHEAD: Final = 32
+"""Strokes the manager asks for at once (16 a side): at 85% hits 99.4% of games need one round."""
 
 MAX_SWING_BATCH: Final = 100
 """Most swings one request may ask of a player."""
@@ -189,12 +190,24 @@ class RallyStarted(Message):
     at: datetime
 
 
-class RallySwing(Message):
-    """Event ``rally.<game_id>.swing``: one stroke, as soon as it was played."""
+SWING_EVENT_VERSION: Final = 2
+"""Version of :class:`RallySwing`: 2 since it carries the strokes of an answer (1: one stroke)."""
 
+
+class RallySwing(Message):
+    """Event ``rally.<game_id>.swing``: the strokes one answer of a side made playable, in order.
+
+    A side answers all its strokes of a round at once (``Swing.count``), so its strokes
+    are played together, as soon as the other side's strokes between them are in: the
+    event carries them together, one event an answer instead of one a stroke.
+    """
+
+    v: Literal[2] = Field(  # type: ignore[assignment]
+        default=SWING_EVENT_VERSION, description="Schema version of this event."
+    )
     kind: Literal["swing"] = "swing"
     game_id: GameId
-    stroke: Stroke
+    strokes: tuple[Stroke, ...] = Field(min_length=1, description="Stroke order, no gaps.")
 
 
 class RallyFinished(Message):
@@ -332,15 +345,15 @@ def swing_batch_json(swings: Iterable[tuple[str, int, int]]) -> bytes:
     )
 
 
-def swing_event(game_id: str, stroke: bytes) -> bytes:
-    """``encode(RallySwing(game_id=game_id, stroke=...))`` from the stroke's JSON.
+def swing_event(game_id: str, strokes: Iterable[bytes]) -> bytes:
+    """``encode(RallySwing(game_id=game_id, strokes=...))`` from the strokes' JSON.
 
     ``game_id`` must be valid (it is one subject token, so it needs no JSON escaping).
     """
-    return b'%s%s","stroke":%s}' % (_SWING_HEAD, game_id.encode(), stroke)
+    return b'%s%s","strokes":[%s]}' % (_SWING_HEAD, game_id.encode(), b",".join(strokes))
 
 
-_SWING_HEAD: Final = b'{"v":%d,"kind":"swing","game_id":"' % SCHEMA_VERSION
+_SWING_HEAD: Final = b'{"v":%d,"kind":"swing","game_id":"' % SWING_EVENT_VERSION
 
 
 # The manager writes the JSON of every stroke and game by hand: these are the bytes

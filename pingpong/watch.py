@@ -25,15 +25,17 @@ log = logging.getLogger(__name__)
 
 
 def describe(event: RallyEvent) -> str:
-    """One line for a person: game id, then what happened (side, instance, result)."""
+    """Lines for a person: game id, then what happened (a line a stroke: side, instance,
+    result)."""
     match event:
         case RallyStarted():
             return f"{event.game_id} started   by {event.manager} (draw after {event.max_rounds})"
-        case RallySwing(stroke=s):
-            return (
+        case RallySwing(strokes=strokes):
+            return "\n".join(
                 f"{event.game_id} #{s.stroke:<3} {s.side.upper()} --> {s.result:<4} "
                 f"{s.instance} {s.latency_ms:.2f}ms"
                 + (f" ({s.attempts} tries)" if s.attempts > 1 else "")
+                for s in strokes
             )
         case RallyFinished(game=g):
             result = "DRAW" if g.winner is None else f"winner {g.winner.upper()}"

@@ -67,26 +67,28 @@ function status(message, cls) {
   el.className = "status " + (cls || "");
 }
 
-function describe(kind, e) {
+function describe(kind, e) {  // the lines of one event: a line a stroke
   switch (kind) {
-    case "started": return e.game_id + " started by " + e.manager;
-    case "swing": return e.game_id + " #" + e.stroke.stroke + " " + e.stroke.side.toUpperCase()
-      + " --> " + e.stroke.result + "  " + e.stroke.instance;
-    case "finished": return e.game.game_id + " " + (e.game.winner ? "The winner is "
-      + e.game.winner.toUpperCase() : "DRAW") + " (" + e.game.strokes.length + " strokes)";
-    case "aborted": return e.game_id + " ABORTED: " + e.reason;
-    default: return kind;
+    case "started": return [e.game_id + " started by " + e.manager];
+    case "swing": return e.strokes.map((s) => e.game_id + " #" + s.stroke + " "
+      + s.side.toUpperCase() + " --> " + s.result + "  " + s.instance);
+    case "finished": return [e.game.game_id + " " + (e.game.winner ? "The winner is "
+      + e.game.winner.toUpperCase() : "DRAW") + " (" + e.game.strokes.length + " strokes)"];
+    case "aborted": return [e.game_id + " ABORTED: " + e.reason];
+    default: return [kind];
   }
 }
 
 function feed(kind, data) {
-  let line;
-  try { line = describe(kind, JSON.parse(data)); } catch (e) { line = kind + " ?"; }
+  let lines;
+  try { lines = describe(kind, JSON.parse(data)); } catch (e) { lines = [kind + " ?"]; }
   const list = document.getElementById("feed");
-  const li = document.createElement("li");
-  li.className = kind;
-  li.textContent = line;
-  list.prepend(li);
+  for (const line of lines) {
+    const li = document.createElement("li");
+    li.className = kind;
+    li.textContent = line;
+    list.prepend(li);
+  }
   while (list.children.length > FEED_MAX) list.lastChild.remove();
 }
 

@@ -125,16 +125,21 @@ async def test_the_events_of_a_game_arrive_in_order_and_match_its_transcript(
     await bus.sync(nc)
     async with aiohttp.ClientSession() as http, http.get(url + "/?format=json") as r:
         game = Game.model_validate_json(await r.read())
-    received: list[Msg] = [await sub.next_msg(timeout=5) for _ in range(len(game.strokes) + 2)]
+    received: list[Msg] = []
+    while not received or not received[-1].subject.endswith(".finished"):
+        received.append(await sub.next_msg(timeout=5))
     await sub.unsubscribe()
     events = [decode_event(m.data) for m in received]
+    swings = len(received) - 2
+    assert 1 <= swings <= 2  # one an answer: each side answers its strokes at once
     assert [m.subject for m in received] == (
         [subjects.rally_subject(game.game_id, "started")]
-        + [subjects.rally_subject(game.game_id, "swing")] * len(game.strokes)
+        + [subjects.rally_subject(game.game_id, "swing")] * swings
         + [subjects.rally_subject(game.game_id, "finished")]
     )
     assert isinstance(events[0], RallyStarted)
-    assert [e.stroke for e in events[1:-1] if isinstance(e, RallySwing)] == list(game.strokes)
+    played = [s for e in events[1:-1] if isinstance(e, RallySwing) for s in e.strokes]
+    assert played == list(game.strokes)
     assert isinstance(events[-1], RallyFinished)
     assert events[-1].game == game
 

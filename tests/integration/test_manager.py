@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 
 import pytest
 from nats.aio.client import Client
@@ -108,10 +108,10 @@ async def test_a_bug_in_one_game_answers_500_and_frees_its_place_for_the_next(
     real = messages.swing_event
     broken = {"first": True}
 
-    def swing_event(game_id: str, stroke: bytes) -> bytes:
+    def swing_event(game_id: str, strokes: Iterable[bytes]) -> bytes:
         if broken.pop("first", False):
             raise RuntimeError("a bug")
-        return real(game_id, stroke)
+        return real(game_id, strokes)
 
     monkeypatch.setattr(manager.service, "swing_event", swing_event)
     outcomes = await asyncio.gather(*(play(nc) for _ in range(4)))

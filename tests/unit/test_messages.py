@@ -129,11 +129,19 @@ def test_messages_are_frozen() -> None:
         swing.stroke = 2  # type: ignore[misc]
 
 
-def test_a_swing_event_keeps_the_stroke() -> None:
-    s = stroke(4, "pong", "HIT")
-    assert decode_event(encode(RallySwing(game_id="g", stroke=s))) == RallySwing(
-        game_id="g", stroke=s
-    )
+def test_a_swing_event_keeps_its_strokes_and_says_it_is_version_2() -> None:
+    strokes = (stroke(4, "pong", "HIT"), stroke(6, "pong", "MISS"))
+    event = encode(RallySwing(game_id="g", strokes=strokes))
+    assert decode_event(event) == RallySwing(game_id="g", strokes=strokes)
+    assert event.startswith(b'{"v":2,"kind":"swing"')
+
+
+def test_a_swing_event_of_version_1_or_without_strokes_is_refused_in_one_line() -> None:
+    old = b'{"v":1,"kind":"swing","game_id":"g","stroke":' + encode(stroke(1, "ping", "HIT"))
+    with pytest.raises(BadMessageError, match=r"^bad rally event: swing\.v: Input should be 2"):
+        decode_event(old + b"}")
+    with pytest.raises(BadMessageError, match="strokes"):
+        decode_event(b'{"v":2,"kind":"swing","game_id":"g","strokes":[]}')
 
 
 def test_a_finished_event_built_from_the_games_json_is_the_one_pydantic_writes() -> None:
@@ -146,9 +154,10 @@ def test_a_swing_event_built_by_hand_is_the_one_pydantic_writes() -> None:
     s = Stroke(
         stroke=7, side="pong", instance='pong "2"@h\\x', result="MISS", latency_ms=0.25, attempts=2
     )
-    event = swing_event("a-b_1", encode(s))
-    assert event == encode(RallySwing(game_id="a-b_1", stroke=s))
-    assert decode_event(event) == RallySwing(game_id="a-b_1", stroke=s)
+    t = stroke(8, "ping", "HIT")
+    event = swing_event("a-b_1", [encode(s), encode(t)])
+    assert event == encode(RallySwing(game_id="a-b_1", strokes=(s, t)))
+    assert decode_event(event) == RallySwing(game_id="a-b_1", strokes=(s, t))
 
 
 ODD_NAMES = ['pong "2"@h\\x', "pïng-1@nœud", "tab\tand\u001fcontrol", "a/b</script>"]
