@@ -95,7 +95,7 @@ def fold_all(
                 wins[game.winner] = wins.get(game.winner, 0) + 1
                 if game.winner_instance:
                     by_instance[game.winner_instance] = by_instance.get(game.winner_instance, 0) + 1
-            summary = GameSummary(
+            summary = GameSummary.model_construct(  # of fields the event validated
                 game_id=game.game_id,
                 outcome="draw" if game.winner is None else "win",
                 winner=game.winner,
@@ -107,7 +107,7 @@ def fold_all(
             if event.game_id in counted:
                 continue
             aborted += 1
-            summary = GameSummary(
+            summary = GameSummary.model_construct(
                 game_id=event.game_id,
                 outcome="aborted",
                 strokes=event.strokes,
