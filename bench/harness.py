@@ -6,7 +6,8 @@ own as it runs out of the box) and a bare aiohttp ``HIT`` endpoint, and the real
 services (2 ping, 2 pong, 2 managers, scoreboard, proxy: separate processes on
 an embedded nats-server, as ``pingpong up`` runs them), all driven by the same
 client code from this process. Each concurrency is measured in rounds, each
-round a baseline and then the games that are compared with it, so a host that
+round a baseline and the games that are compared with it, one after the other
+(the baseline first in even rounds, the games first in odd ones), so a host that
 speeds up or slows down during the run moves both sides of a ratio; a ratio is
 the median of its rounds'.
 """
@@ -45,13 +46,13 @@ from pingpong.messages import GameRequest, encode
 class BenchOptions:
     """What to measure and for how long."""
 
-    seconds: float = 3.0
+    seconds: float = 5.0
     """Seconds of load per measurement, split over its rounds."""
     concurrency: tuple[int, ...] = (1, 8, 64)
     """Requests in flight at once, one measurement each."""
     warmup: float = 0.3
     """Seconds of load before each round of a measurement, not counted."""
-    rounds: int = 3
+    rounds: int = 5
     """Rounds per concurrency, each a turn of every measurement."""
     players: int = 2
     """Players per side (processes)."""
@@ -267,17 +268,16 @@ async def run_bench(options: BenchOptions, out: TextIO = sys.stdout) -> dict[str
                         raise RuntimeError(r.status)
                 return body.count("\n") - 1
 
-            plan: list[tuple[str, Op, dict[str, int]]] = [
-                (RAW_NATS, raw_request, raw_pids),
-                (VIA_NATS, via_nats, pids),
-                (RAW_HTTP, raw_http, bare_pids),
-                (VIA_PROXY, via_proxy, pids),
+            pairs: list[list[tuple[str, Op, dict[str, int]]]] = [
+                [(RAW_NATS, raw_request, raw_pids), (VIA_NATS, via_nats, pids)],
+                [(RAW_HTTP, raw_http, bare_pids), (VIA_PROXY, via_proxy, pids)],
             ]
             for c in options.concurrency:
-                for _ in range(options.rounds):
-                    for name, op, of in plan:
-                        sample = await measure(name, op, c, options, of)
-                        samples.setdefault((name, c), Sample(name, c)).add(sample)
+                for n in range(options.rounds):
+                    for pair in pairs:  # baseline first in even rounds, games first in odd
+                        for name, op, of in pair if n % 2 == 0 else reversed(pair):
+                            sample = await measure(name, op, c, options, of)
+                            samples.setdefault((name, c), Sample(name, c)).add(sample)
             rss = {n: rss_mb(p) for n, p in pids.items()}
         await nc.close()
         await raw_nc.close()

@@ -95,12 +95,12 @@ def build_parser() -> argparse.ArgumentParser:
     roles.add_parser("scoreboard", help="keep the scores from the event log (scores.get)")
 
     bench = roles.add_parser("bench", help="benchmark against raw NATS and bare aiohttp")
-    bench.add_argument("--seconds", type=_positive, default=3.0, help="per measurement (3)")
+    bench.add_argument("--seconds", type=_positive, default=5.0, help="per measurement (5)")
     bench.add_argument(
         "--concurrency", type=_concurrency, default=(1, 8, 64), help="comma-separated (1,8,64)"
     )
     bench.add_argument(
-        "--rounds", type=_rounds, default=3, metavar="N", help="rounds a measurement (3)"
+        "--rounds", type=_rounds, default=5, metavar="N", help="rounds a measurement (5)"
     )
     bench.add_argument("--players", type=int, default=2, help="players per side (2)")
     bench.add_argument("--managers", type=int, default=2, help="managers (2)")

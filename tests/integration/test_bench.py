@@ -9,7 +9,8 @@ from bench import BenchOptions, run_bench
 
 async def test_the_benchmark_prints_figures_and_ratios_to_the_baselines_and_the_floor() -> None:
     out = io.StringIO()
-    ratios = await run_bench(BenchOptions(seconds=0.4, concurrency=(1, 4), warmup=0.1), out)
+    options = BenchOptions(seconds=0.4, concurrency=(1, 4), warmup=0.1, rounds=2)
+    ratios = await run_bench(options, out)
     text = out.getvalue()
     for name in ("raw nats req/reply", "bare aiohttp", "games via :3000", "games via game.play"):
         rows = [line for line in text.splitlines() if line.startswith(name)]
@@ -27,4 +28,7 @@ async def test_the_benchmark_prints_figures_and_ratios_to_the_baselines_and_the_
     }
     assert all(v > 0 for v in ratios.values())
     assert "games/s via :3000 / bare aiohttp req/s at 4" in text
+    assert "in 2 rounds" in text
+    paired = [line for line in text.splitlines() if "/ raw nats req/s at 4" in line]
+    assert len(paired) == 1 and " rounds " in paired[0], text  # the rounds' spread
     assert "rss" in text
