@@ -307,6 +307,23 @@ def _expire(future: asyncio.Future[Msg]) -> None:
         future.set_exception(nats.errors.TimeoutError())
 
 
+def delivered_sequences(msg: Msg) -> tuple[int, int]:
+    """The stream and consumer sequences of a JetStream delivery, from its reply subject.
+
+    What nats-py's ``msg.metadata.sequence`` gives (``$JS.ACK.<stream>.<consumer>.<tries>.
+    <stream seq>.<consumer seq>.<ns>.<pending>``, or with a domain and an account hash
+    after ``$JS.ACK``) without the rest: a scoreboard reads it for every result.
+    Raises nats-py's ``NotJSMessageError`` for anything else.
+    """
+    tokens = (msg.reply or "").split(".")
+    if tokens[:2] == ["$JS", "ACK"]:
+        if len(tokens) == 9:
+            return int(tokens[5]), int(tokens[6])
+        if len(tokens) >= 11:
+            return int(tokens[7]), int(tokens[8])
+    raise nats.errors.NotJSMessageError
+
+
 async def respond_error(msg: Msg, code: int, description: str) -> None:
     """Answer a request with ``Nats-Service-Error`` headers, as nats micro does."""
     if msg.reply:

@@ -76,7 +76,7 @@ def fold_all(
     wins, by_instance = dict(s.wins), dict(s.wins_by_instance)
     recent = list(tally.recent)
     counted = set(recent)
-    summaries: list[GameSummary] = []  # oldest first
+    counted_now: list[RallyFinished | RallyAborted] = []  # oldest first
     for event, seq in events:
         if seq <= last_seq:
             continue
@@ -95,35 +95,23 @@ def fold_all(
                 wins[game.winner] = wins.get(game.winner, 0) + 1
                 if game.winner_instance:
                     by_instance[game.winner_instance] = by_instance.get(game.winner_instance, 0) + 1
-            summary = GameSummary.model_construct(  # of fields the event validated
-                game_id=game.game_id,
-                outcome="draw" if game.winner is None else "win",
-                winner=game.winner,
-                strokes=strokes,
-                manager=game.manager,
-                at=game.started_at,
-            )
+            game_id = game.game_id
         elif isinstance(event, RallyAborted):
             if event.game_id in counted:
                 continue
             aborted += 1
-            summary = GameSummary.model_construct(
-                game_id=event.game_id,
-                outcome="aborted",
-                strokes=event.strokes,
-                manager=event.manager,
-                at=event.at,
-            )
+            game_id = event.game_id
         else:  # started and swing events (and unreadable ones) do not change the scores
             continue
-        counted.add(summary.game_id)
-        recent.append(summary.game_id)
-        summaries.append(summary)
+        counted.add(game_id)
+        recent.append(game_id)
+        counted_now.append(event)
     if last_seq == first_seq:
         return tally
     read = {**{k: tally.cursor(k) for k in RESULT_KINDS}, kind: last_seq}
     update: dict[str, object] = {"last_seq": max(s.last_seq, last_seq)}
-    if summaries:
+    if counted_now:
+        summaries = [summary(event) for event in counted_now[-LAST_GAMES:]]  # only those shown
         update.update(
             games=games,
             draws=draws,
@@ -136,6 +124,27 @@ def fold_all(
             last_games=(*reversed(summaries[-LAST_GAMES:]), *s.last_games)[:LAST_GAMES],
         )
     return Tally(scores=s.model_copy(update=update), recent=tuple(recent[-RECENT_IDS:]), read=read)
+
+
+def summary(event: RallyFinished | RallyAborted) -> GameSummary:
+    """The scoreboard's line for a counted game."""
+    if isinstance(event, RallyAborted):
+        return GameSummary(
+            game_id=event.game_id,
+            outcome="aborted",
+            strokes=event.strokes,
+            manager=event.manager,
+            at=event.at,
+        )
+    game = event.game
+    return GameSummary(
+        game_id=game.game_id,
+        outcome="draw" if game.winner is None else "win",
+        winner=game.winner,
+        strokes=len(game.strokes),
+        manager=game.manager,
+        at=game.started_at,
+    )
 
 
 def missed(delivered: int, sequences: Sequence[int]) -> int | None:

@@ -170,7 +170,7 @@ class Scoreboard:
         and skipped."""
         events: list[tuple[RallyEvent | None, int]] = []
         for msg in msgs:
-            seq = msg.metadata.sequence.stream
+            seq = bus.delivered_sequences(msg)[0]
             try:
                 events.append((decode_event(msg.data), seq))
             except BadMessageError as e:
@@ -262,12 +262,13 @@ class Reader:
                     log.exception("%s fetch failed unexpectedly; retrying", self.kind)
                     await _sleep_or_stop(stop, RETRY_WAIT)
                     continue
-                gap = missed(delivered, [m.metadata.sequence.consumer for m in msgs])
+                sequences = [bus.delivered_sequences(m)[1] for m in msgs]
+                gap = missed(delivered, sequences)
                 if gap is not None:
                     await self._drop(sub, f"delivery {gap} of {self.consumer} never arrived")
                     sub = None
                     continue
-                delivered = msgs[-1].metadata.sequence.consumer
+                delivered = sequences[-1]
                 # The same batch until it is stored: a newer batch's ack (AckPolicy.ALL)
                 # would also ack this one, and its games would never be counted.
                 tries = 0

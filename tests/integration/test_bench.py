@@ -30,5 +30,6 @@ async def test_the_benchmark_prints_figures_and_ratios_to_the_baselines_and_the_
     assert "games/s via :3000 / bare aiohttp req/s at 4" in text
     assert "in 2 rounds" in text
     paired = [line for line in text.splitlines() if "/ raw nats req/s at 4" in line]
-    assert len(paired) == 1 and " rounds " in paired[0], text  # the rounds' spread
+    assert len(paired) == 1, text
+    assert " rounds " in paired[0], text  # the rounds' spread
     assert "rss" in text
