@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import itertools
 import logging
 import random
 import time
@@ -136,7 +135,6 @@ class _Game:
         "done",
         "ended",
         "game_id",
-        "key",
         "pulse",
         "rally",
         "reply",
@@ -147,8 +145,7 @@ class _Game:
         "timer",
     )
 
-    def __init__(self, key: int, game_id: str, rally: Rally, msg: Msg, pulse: str | None) -> None:
-        self.key = key
+    def __init__(self, game_id: str, rally: Rally, msg: Msg, pulse: str | None) -> None:
         self.game_id = game_id
         self.rally = rally
         self.reply = msg.reply
@@ -209,8 +206,7 @@ class Manager:
         )
         self._loop = asyncio.get_running_loop()
         self._slots = asyncio.Semaphore(settings.max_games)
-        self._games: dict[int, _Game] = {}
-        self._keys = itertools.count()
+        self._games: set[_Game] = set()
         self._idle = asyncio.Event()
         self._idle.set()
         self._tasks: set[asyncio.Task[None]] = set()  # the rare paths: aborts, store retries
@@ -246,9 +242,8 @@ class Manager:
         limits = self.limits
         if request.max_rounds is not None:
             limits = dataclasses.replace(limits, max_rounds=request.max_rounds)
-        key = next(self._keys)
-        game = _Game(key, game_id, Rally(game_id, limits), msg, self._pulse.watch(msg))
-        self._games[key] = game
+        game = _Game(game_id, Rally(game_id, limits), msg, self._pulse.watch(msg))
+        self._games.add(game)
         self._idle.clear()
         game.timer = self._loop.call_later(self.settings.game_timeout, self._timed_out, game)
         await self._guard(game, self._open(game, limits.max_rounds))
@@ -482,7 +477,7 @@ class Manager:
 
     def _end(self, game: _Game) -> None:
         game.ended = True
-        del self._games[game.key]
+        self._games.discard(game)
         self._pulse.forget(game.pulse)
         self._slots.release()
         if not self._games:

@@ -1,10 +1,13 @@
 "use strict";
 // The live scoreboard: scores from /scores.json, refreshed whenever /events
-// (server-sent events relaying rally.>) reports a finished or aborted game.
+// (server-sent events relaying rally.>) reports a finished or aborted game, and
+// once more when they stop coming.
 
 const FEED_MAX = 60;
+const SETTLE_MS = 400;  // the scoreboard folds a result within about 0.1 s of its event
 let refreshing = false;
 let again = false;
+let settle = null;
 
 function text(id, value) {
   document.getElementById(id).textContent = String(value);
@@ -61,6 +64,13 @@ async function refresh() {
   }
 }
 
+// A result's event can come before the scoreboard has folded it: one more refresh once
+// the results have stopped coming for a moment shows the last of them.
+function settled() {
+  if (settle !== null) clearTimeout(settle);
+  settle = setTimeout(() => { settle = null; refresh(); }, SETTLE_MS);
+}
+
 function status(message, cls) {
   const el = document.getElementById("status");
   el.textContent = message;
@@ -100,7 +110,7 @@ function listen() {
     source.addEventListener(kind, (ev) => feed(kind, ev.data));
   }
   for (const kind of ["finished", "aborted"]) {
-    source.addEventListener(kind, (ev) => { feed(kind, ev.data); refresh(); });
+    source.addEventListener(kind, (ev) => { feed(kind, ev.data); refresh(); settled(); });
   }
 }
 
