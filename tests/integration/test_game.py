@@ -80,7 +80,7 @@ async def test_swings_spread_over_both_replicas_of_each_side(services: Services)
     url = await services.game(players=2, hit_chance=100)
     async with aiohttp.ClientSession() as http:
         games = []
-        for _ in range(5):
+        for _ in range(16):  # a swing request a side a game: all on one replica by chance 2**-15
             async with http.get(url + "/?format=json&max_rounds=20") as r:
                 games.append(Game.model_validate_json(await r.read()))
     seen = {s.instance for g in games for s in g.strokes}
