@@ -41,6 +41,15 @@ async def settle() -> None:
         await asyncio.sleep(0)
 
 
+async def first_batch_held(in_flight: int, stall: float) -> tuple[FakeSide, Batcher[str]]:
+    """A batcher whose first batch, ["a"], is out and held until ``side.release`` is set."""
+    side = FakeSide(hold_first=True)
+    batcher = side.batcher(in_flight=in_flight, stall=stall)
+    batcher.add("a")
+    await asyncio.sleep(0.01)
+    return side, batcher
+
+
 async def test_items_asked_in_one_turn_leave_as_one_batch() -> None:
     side = FakeSide()
     batcher = side.batcher()
@@ -74,10 +83,7 @@ async def test_items_asked_in_later_turns_go_in_later_batches() -> None:
 async def test_while_a_batch_is_out_later_items_wait_and_leave_together_once_it_is_answered() -> (
     None
 ):
-    side = FakeSide(hold_first=True)
-    batcher = side.batcher(in_flight=1, stall=60)
-    batcher.add("a")
-    await asyncio.sleep(0.01)
+    side, batcher = await first_batch_held(in_flight=1, stall=60)
     batcher.add("b")
     batcher.add("c")
     await asyncio.sleep(0.01)
@@ -91,10 +97,7 @@ async def test_while_a_batch_is_out_later_items_wait_and_leave_together_once_it_
 
 
 async def test_two_batches_may_be_out_at_once_when_allowed() -> None:
-    side = FakeSide(hold_first=True)
-    batcher = side.batcher(in_flight=2, stall=60)
-    batcher.add("a")
-    await asyncio.sleep(0.01)
+    side, batcher = await first_batch_held(in_flight=2, stall=60)
     batcher.add("b")
     await asyncio.sleep(0.01)
     assert side.batches == [["a"], ["b"]]
@@ -104,10 +107,7 @@ async def test_two_batches_may_be_out_at_once_when_allowed() -> None:
 
 
 async def test_items_behind_a_batch_a_player_hangs_on_to_leave_after_the_stall() -> None:
-    side = FakeSide(hold_first=True)
-    batcher = side.batcher(in_flight=1, stall=0.05)
-    batcher.add("a")
-    await asyncio.sleep(0.01)
+    side, batcher = await first_batch_held(in_flight=1, stall=0.05)
     batcher.add("b")
     batcher.add("c")
     await asyncio.sleep(0.02)
