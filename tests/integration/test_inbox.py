@@ -1,0 +1,80 @@
+"""bus.Inbox against a real nats-server: replies matched to their requests, by future or
+by callback."""
+
+from __future__ import annotations
+
+import asyncio
+
+import nats.errors
+import pytest
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+
+from pingpong import bus
+
+
+async def echo(nc: Client, subject: str) -> None:
+    async def answer(msg: Msg) -> None:
+        await msg.respond(b"re:" + msg.data)
+
+    await nc.subscribe(subject, cb=answer)
+    await bus.sync(nc)
+
+
+async def test_each_callback_gets_the_reply_to_its_own_request(nc: Client) -> None:
+    await echo(nc, "svc.echo")
+    inbox = bus.Inbox(nc)
+    got: dict[int, bytes | None] = {}
+    done = asyncio.Event()
+
+    def handler(n: int) -> bus.ReplyHandler:
+        async def on_reply(msg: Msg | None) -> None:
+            got[n] = None if msg is None else msg.data
+            if len(got) == 20:
+                done.set()
+
+        return on_reply
+
+    for n in range(20):
+        await inbox.send("svc.echo", b"%d" % n, 2.0, handler(n))
+    await asyncio.wait_for(done.wait(), 2)
+    assert got == {n: b"re:%d" % n for n in range(20)}
+    assert await inbox.request("svc.echo", b"x", 2.0) is not None  # futures and callbacks mix
+
+
+async def test_a_request_nobody_answers_calls_back_with_none_after_its_timeout(
+    nc: Client,
+) -> None:
+    async def never_answer(msg: Msg) -> None:
+        return None
+
+    await nc.subscribe("svc.silent", cb=never_answer)
+    await bus.sync(nc)
+    inbox = bus.Inbox(nc)
+    loop = asyncio.get_running_loop()
+    came: asyncio.Future[tuple[Msg | None, float]] = loop.create_future()
+
+    async def on_reply(msg: Msg | None) -> None:
+        came.set_result((msg, loop.time()))
+
+    start = loop.time()
+    await inbox.send("svc.silent", b"?", 0.2, on_reply)
+    msg, at = await asyncio.wait_for(came, 2)
+    assert msg is None
+    assert 0.15 < at - start < 1.0
+
+
+async def test_a_request_that_cannot_be_published_raises_and_never_calls_back(
+    nc: Client,
+) -> None:
+    inbox = bus.Inbox(nc)
+    calls: list[Msg | None] = []
+
+    async def on_reply(msg: Msg | None) -> None:
+        calls.append(msg)
+
+    await nc.close()
+    with pytest.raises(nats.errors.ConnectionClosedError):
+        await inbox.send("svc.none", b"?", 0.1, on_reply)
+    await asyncio.sleep(0.2)
+    assert calls == []
