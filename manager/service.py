@@ -246,7 +246,7 @@ class Manager:
         self._games.add(game)
         self._idle.clear()
         game.timer = self._loop.call_later(self.settings.game_timeout, self._timed_out, game)
-        await self._guard(game, self._open(game, limits.max_rounds))
+        await self._guard(game, self._open(game))
 
     def _request(self, data: bytes) -> GameRequest:
         request = self._requests.get(data)
@@ -258,10 +258,11 @@ class Manager:
                 self._requests[data] = request
         return request
 
-    async def _open(self, game: _Game, max_rounds: int) -> None:
+    async def _open(self, game: _Game) -> None:
         """Ask for the first swings, then publish the started event (both leave in one write)."""
         self._ask_round(game)
-        event = started_event(game.game_id, self.instance, max_rounds, game.started_at)
+        rounds = game.rally.limits.max_rounds
+        event = started_event(game.game_id, self.instance, rounds, game.started_at)
         await self.nc.publish(subjects.rally_subject(game.game_id, "started"), event)
 
     def _ask_round(self, game: _Game) -> None:
@@ -462,18 +463,20 @@ class Manager:
         self._loop.call_later(STORE_RETRY, lambda: self._spawn(final.game, self._store(final)))
 
     async def _answer(self, final: _Final) -> None:
-        game = final.game
+        await self._reply(final.game, final.answer, final.error)
+
+    async def _reply(self, game: _Game, answer: bytes | None, error: tuple[int, str]) -> None:
+        """Answer the game once (``answer``, its JSON, or else ``error``) and forget it."""
         if game.ended:
             return
         self._end(game)
         if game.reply is None:
             return
         with contextlib.suppress(nats.errors.Error):  # the requester gives up on its own
-            if final.answer is not None:
-                await self.nc.publish(game.reply, final.answer)
+            if answer is not None:
+                await self.nc.publish(game.reply, answer)
             else:
-                code, reason = final.error
-                await bus.respond_error_to(self.nc, game.reply, code, reason)
+                await bus.respond_error_to(self.nc, game.reply, *error)
 
     def _end(self, game: _Game) -> None:
         game.ended = True
@@ -496,11 +499,11 @@ class Manager:
                 self._abort(game, reason)
             else:
                 log.warning("%s", reason, extra={"game_id": game.game_id})
-                await self._answer(_Final(game, "aborted", b"", None, (503, reason)))
+                await self._reply(game, None, (503, reason))
         except Exception:
             log.exception("game failed", extra={"game_id": game.game_id})
             self._close(game)
-            await self._answer(_Final(game, "aborted", b"", None, (500, INTERNAL_ERROR)))
+            await self._reply(game, None, (500, INTERNAL_ERROR))
 
     def _spawn(self, game: _Game, step: Coroutine[Any, Any, None]) -> None:
         """Run a step of a game in a task of its own (the rare paths: aborts, store retries)."""

@@ -178,7 +178,7 @@ class Scoreboard:
                 events.append((None, seq))
         return fold_all(tally, events, kind)
 
-    async def store(self, msgs: list[Msg], kind: ResultKind = "finished") -> None:
+    async def store(self, msgs: list[Msg], kind: ResultKind) -> None:
         """Fold a batch and write it with compare-and-set; reload and refold on a conflict."""
         async with self._writing:
             for _ in range(5):
@@ -198,17 +198,9 @@ class Scoreboard:
                 return
             raise RuntimeError("scores kept changing under us; giving up this batch")
 
-    def reader(self, kind: ResultKind) -> Reader:
-        """The reader of one kind of result."""
-        return Reader(self, kind)
-
-    async def subscribe(self, kind: ResultKind = "finished") -> Puller:
-        """The ``kind`` reader's consumer, made afresh from the first sequence not yet counted."""
-        return await self.reader(kind).subscribe()
-
     async def consume(self, stop: asyncio.Event) -> None:
         """Both readers until ``stop``."""
-        await asyncio.gather(*(self.reader(kind).consume(stop) for kind in RESULT_KINDS))
+        await asyncio.gather(*(Reader(self, kind).consume(stop) for kind in RESULT_KINDS))
 
 
 class Reader:

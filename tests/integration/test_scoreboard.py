@@ -20,7 +20,7 @@ from pingpong.messages import (
     decode_event,
     encode,
 )
-from scoreboard.service import Puller, Scoreboard, open_bucket
+from scoreboard.service import Puller, Reader, Scoreboard, open_bucket
 from tests.conftest import Services, wait_for
 from tests.natsserver import NatsServer
 
@@ -204,7 +204,7 @@ async def puller(nc: Client, events: int = 0) -> AsyncIterator[Puller]:
         await js.publish(subjects.rally_subject(f"g{n}", "swing"), b"{}")
         await js.publish(subjects.rally_subject(f"g{n}", "finished"), f"{n}".encode())
     board = Scoreboard(nc, js, await open_bucket(js, 1))
-    pull = await board.subscribe()
+    pull = await Reader(board, "finished").subscribe()
     try:
         yield pull
     finally:
