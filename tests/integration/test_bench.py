@@ -24,6 +24,7 @@ async def test_the_benchmark_prints_figures_and_ratios_to_the_baselines_and_the_
         "proxy_vs_aiohttp",
         "manager_swings_vs_raw",
         "median_game_ms_1_client",
+        "median_game_in_raw_trips",
         "max_service_rss_mb",
     }
     assert all(v > 0 for v in ratios.values())
@@ -33,3 +34,4 @@ async def test_the_benchmark_prints_figures_and_ratios_to_the_baselines_and_the_
     assert len(paired) == 1, text
     assert " rounds " in paired[0], text  # the rounds' spread
     assert "rss" in text
+    assert "round trips at 1 client [<= 3.7]" in text
