@@ -31,6 +31,7 @@ from pingpong.messages import (
     finished_event,
     swing_event,
 )
+from pingpong.runner import tune_gc
 
 FLOOR_STROKES = 7
 """Strokes of the floor's game (the real games average about 6.6 at 85 % hits)."""
@@ -140,6 +141,7 @@ async def _until_signal() -> None:
 
 def main() -> None:
     kind, arg = sys.argv[1], sys.argv[2]
+    tune_gc()  # as every service runs
     try:
         import uvloop
     except ImportError:

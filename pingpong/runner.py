@@ -3,15 +3,29 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import signal
 from collections.abc import Awaitable, Callable
+from typing import Final
 
 log = logging.getLogger(__name__)
 
 Service = Callable[[asyncio.Event], Awaitable[None]]
 """A service: runs until the event is set, then shuts down cleanly and returns."""
+
+GC_THRESHOLDS: Final = (20_000, 10, 10)
+"""``gc.set_threshold`` for every process: a service allocates a few dozen objects a
+message and almost none of them in cycles (refcounting frees them), so CPython's
+default of a young-generation collection every 700 allocations is mostly wasted work.
+At 20,000: 2.5 % less CPU a game in 10 of 10 alternating runs, RSS within 0.5 MB
+(docs/BENCHMARKS.md)."""
+
+
+def tune_gc() -> None:
+    """Collect garbage less often (:data:`GC_THRESHOLDS`)."""
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 async def _main(service: Service) -> None:
@@ -30,6 +44,7 @@ def _on_signal(stop: asyncio.Event, sig: signal.Signals) -> None:
 
 def run(service: Service) -> int:
     """Run ``service`` to its end; the exit status is 0 after a clean stop."""
+    tune_gc()
     if os.environ.get("PINGPONG_LOOP") != "asyncio":  # the default where it is installed
         try:
             import uvloop
