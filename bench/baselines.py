@@ -141,7 +141,8 @@ async def _until_signal() -> None:
 
 def main() -> None:
     kind, arg = sys.argv[1], sys.argv[2]
-    tune_gc()  # as every service runs
+    if kind != "http":  # as the NATS services run (the proxy, like the bare endpoint, does not)
+        tune_gc()
     try:
         import uvloop
     except ImportError:

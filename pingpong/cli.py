@@ -14,7 +14,7 @@ import asyncio
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from pingpong import __version__
 from pingpong.errors import PingpongError, SettingsError
@@ -183,6 +183,10 @@ def _healthcheck(settings: Settings, max_age: float) -> int:
     return 0
 
 
+FEW_COLLECTIONS: Final = ("player", "manager", "scoreboard", "bench")
+"""Roles run with :data:`pingpong.runner.GC_THRESHOLDS` (the bench, for its NATS clients)."""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse, configure, run; a bad setting exits 2 with one line naming it."""
     args = build_parser().parse_args(argv)
@@ -207,7 +211,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     name = args.side if role == "player" else role
     setup_logging(settings.instance(name), settings.log_level, settings.log_format)
     try:
-        return run(_service(role, args, settings))
+        return run(_service(role, args, settings), few_collections=role in FEW_COLLECTIONS)
     except PingpongError as e:
         print(f"pingpong: {e}", file=sys.stderr)
         return 1

@@ -16,10 +16,12 @@ Service = Callable[[asyncio.Event], Awaitable[None]]
 """A service: runs until the event is set, then shuts down cleanly and returns."""
 
 GC_THRESHOLDS: Final = (20_000, 10, 10)
-"""``gc.set_threshold`` for every process: a service allocates a few dozen objects a
-message and almost none of them in cycles (refcounting frees them), so CPython's
-default of a young-generation collection every 700 allocations is mostly wasted work.
-At 20,000: 2.5 % less CPU a game in 10 of 10 alternating runs, RSS within 0.5 MB
+"""``gc.set_threshold`` for the services that live on NATS messages (players, managers,
+the scoreboard): they allocate a few dozen objects a message and almost none of them in
+cycles (refcounting frees them), so CPython's default of a young-generation collection
+every 700 allocations is mostly wasted work. At 20,000: 2.5 % less CPU a game in 10 of
+10 alternating runs, their RSS within 0.5 MB. Not the proxy: aiohttp's objects of a
+request hold cycles, and its RSS at 64 concurrent games grew 57.7 → 60.0 MB
 (docs/BENCHMARKS.md)."""
 
 
@@ -42,9 +44,13 @@ def _on_signal(stop: asyncio.Event, sig: signal.Signals) -> None:
     stop.set()
 
 
-def run(service: Service) -> int:
-    """Run ``service`` to its end; the exit status is 0 after a clean stop."""
-    tune_gc()
+def run(service: Service, *, few_collections: bool = False) -> int:
+    """Run ``service`` to its end; the exit status is 0 after a clean stop.
+
+    ``few_collections``: with :data:`GC_THRESHOLDS`.
+    """
+    if few_collections:
+        tune_gc()
     if os.environ.get("PINGPONG_LOOP") != "asyncio":  # the default where it is installed
         try:
             import uvloop

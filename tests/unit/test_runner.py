@@ -19,11 +19,14 @@ def default_gc() -> Iterator[None]:
     gc.set_threshold(*before)
 
 
-def test_a_service_runs_with_fewer_garbage_collections_and_exits_0(default_gc: None) -> None:
+def test_a_service_asked_to_collect_less_runs_with_the_thresholds_and_exits_0(
+    default_gc: None,
+) -> None:
     seen: list[tuple[int, ...]] = []
 
     async def service(stop: asyncio.Event) -> None:
         seen.append(gc.get_threshold())
 
     assert run(service) == 0
-    assert seen == [GC_THRESHOLDS]
+    assert run(service, few_collections=True) == 0
+    assert seen == [(700, 10, 10), GC_THRESHOLDS]
