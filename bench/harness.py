@@ -370,11 +370,12 @@ def report(
     if floor and raw and raw.rate:  # measured before the rest: context, not a target
         ratios["floor_swings_vs_raw"] = floor.unit_rate / raw.rate
     one = _find(samples, VIA_PROXY, min(options.concurrency))
-    if one:
-        ratios["median_game_ms_1_client"] = one.pct(0.5)
     raw_one = _find(samples, RAW_NATS, min(options.concurrency))
-    if one and raw_one and raw_one.pct(0.5):
-        ratios["median_game_in_raw_trips"] = one.pct(0.5) / raw_one.pct(0.5)
+    if one:
+        ratios["median_game_ms_1_client"] = median = one.pct(0.5)
+        trip = raw_one.pct(0.5) if raw_one else 0.0
+        if trip:
+            ratios["median_game_in_raw_trips"] = median / trip
     if one and proxy and one.cpu_per_op_ms:
         ratios["cpu_per_game_top_vs_1"] = proxy.cpu_per_op_ms / one.cpu_per_op_ms
     if rss:
