@@ -32,6 +32,7 @@ from pingpong.messages import (
     swing_event,
 )
 from pingpong.runner import tune_gc
+from pingpong.settings import Settings
 
 FLOOR_STROKES = 7
 """Strokes of the floor's game (the real games average about 6.6 at 85 % hits)."""
@@ -79,7 +80,7 @@ def canned_game(game_id: str) -> Game:
 async def floor_manager(url: str) -> None:
     nc = Client()
     await nc.connect(url)
-    problem = await bus.ensure_stream(nc.jetstream())
+    problem = await bus.ensure_stream(nc.jetstream(), bus.stream_config(Settings()))
     if problem:
         raise SystemExit(problem)
     inbox = bus.Inbox(nc)

@@ -514,7 +514,7 @@ class Manager:
     async def use_event_log(self, stop: asyncio.Event) -> None:
         """Store final events through JetStream once the stream is there (retried)."""
         js = self.nc.jetstream(timeout=2.0)
-        self.stream_ready = await bus.wait_for_stream(js, self.settings.stream_replicas, stop)
+        self.stream_ready = await bus.wait_for_stream(js, bus.stream_config(self.settings), stop)
 
     async def finish(self, timeout: float) -> None:
         """Wait (bounded) for the games in flight."""

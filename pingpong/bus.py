@@ -34,14 +34,12 @@ RECONNECT_WAIT: Final = 1.0
 PING_INTERVAL: Final = 3
 """Seconds between client pings; a dead server is noticed after two missed pongs."""
 
-STREAM_MAX_AGE: Final = 7 * 24 * 3600.0
-"""Seconds an event stays in the log."""
-
-STREAM_MAX_BYTES: Final = 512 * 1024 * 1024
-"""Bytes the event log may hold before the oldest events go."""
-
-DUPLICATE_WINDOW: Final = 120.0
-"""Seconds within which a second publish with the same ``Nats-Msg-Id`` is dropped."""
+DUPLICATE_SPARE: Final = 10.0
+"""Seconds past ``STORE_TIMEOUT`` that the stream still drops a second publish of a
+result (same ``Nats-Msg-Id``). A manager retries a store for ``STORE_TIMEOUT``, so the
+window must outlast that (a fixed 2 minutes let a retry after a longer ``STORE_TIMEOUT``
+be stored twice); nats-server keeps every id of the window in memory, so it need not
+outlast it by much."""
 
 
 class _ConnectionLog:
@@ -336,23 +334,27 @@ async def respond_error_to(nc: Client, reply: str, code: int, description: str) 
     await nc.publish(reply, b"", headers=headers)
 
 
-async def ensure_stream(js: JetStreamContext, replicas: int = 1) -> str | None:
-    """Create or update the ``RALLY`` stream over ``rally.>``.
+def stream_config(settings: Settings) -> StreamConfig:
+    """The ``RALLY`` stream over ``rally.>`` as ``settings`` ask for it."""
+    return StreamConfig(
+        name=subjects.STREAM,
+        description="pingpong event log: every rally event",
+        subjects=[subjects.RALLY_ALL],
+        storage=StorageType.FILE,
+        max_age=settings.stream_max_age,
+        max_bytes=settings.stream_max_bytes,
+        duplicate_window=min(settings.store_timeout + DUPLICATE_SPARE, settings.stream_max_age),
+        num_replicas=settings.stream_replicas,
+    )
+
+
+async def ensure_stream(js: JetStreamContext, config: StreamConfig) -> str | None:
+    """Create the ``RALLY`` stream (:func:`stream_config`), or update it to ``config``.
 
     None when it is there, else why not, in one line: no JetStream, not ready yet (a
     cluster that is still electing its leader answers with a timeout, one still
     forming may answer "stream not found"), or a setting the server cannot meet.
     """
-    config = StreamConfig(
-        name=subjects.STREAM,
-        description="pingpong event log: every rally event",
-        subjects=[subjects.RALLY_ALL],
-        storage=StorageType.FILE,
-        max_age=STREAM_MAX_AGE,
-        max_bytes=STREAM_MAX_BYTES,
-        duplicate_window=DUPLICATE_WINDOW,
-        num_replicas=replicas,
-    )
     try:
         try:
             await js.add_stream(config)
@@ -376,7 +378,7 @@ STREAM_RETRY: Final = 2.0
 """Seconds between attempts to ensure the stream while JetStream is not there."""
 
 
-async def wait_for_stream(js: JetStreamContext, replicas: int, stop: asyncio.Event) -> bool:
+async def wait_for_stream(js: JetStreamContext, config: StreamConfig, stop: asyncio.Event) -> bool:
     """Ensure the ``RALLY`` stream, retrying until it works (True) or ``stop`` (False).
 
     Says once in the log while it waits: a cluster electing its leader, or a
@@ -384,7 +386,7 @@ async def wait_for_stream(js: JetStreamContext, replicas: int, stop: asyncio.Eve
     """
     waiting = False
     while not stop.is_set():
-        problem = await ensure_stream(js, replicas)
+        problem = await ensure_stream(js, config)
         if problem is None:
             if waiting:
                 log.info("JetStream is back: stream %s ready", subjects.STREAM)

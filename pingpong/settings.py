@@ -9,12 +9,21 @@ CLI turns that into exit status 2.
 from __future__ import annotations
 
 import os
+import re
 import socket
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ByteSize,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
 
 from pingpong.errors import SettingsError
 from pingpong.messages import (
@@ -24,6 +33,26 @@ from pingpong.messages import (
     MAX_BATCH_GAMES,
     MAX_SWING_BATCH,
 )
+
+DEFAULT_STREAM_MAX_BYTES: Final = 512 * 1024 * 1024
+"""Bytes the event log may hold before its oldest events go."""
+
+DEFAULT_STREAM_MAX_AGE: Final = 7 * 24 * 3600.0
+"""Seconds an event stays in the event log."""
+
+_UNIT_SECONDS: Final = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+_DURATION: Final = re.compile(r"\s*(\d+(?:\.\d*)?)\s*([smhd]?)\s*")
+
+
+def seconds(value: str) -> float:
+    """Seconds in a duration such as ``7d``, ``12h``, ``90m``, ``30s`` or ``45`` (seconds).
+
+    Raises ``ValueError`` with the forms it takes.
+    """
+    match = _DURATION.fullmatch(value)
+    if match is None:
+        raise ValueError(f"{value!r} is not a duration such as 7d, 12h, 90m, 30s or 45")
+    return float(match[1]) * _UNIT_SECONDS[match[2]]
 
 
 class Settings(BaseModel):
@@ -82,6 +111,17 @@ class Settings(BaseModel):
     stream_replicas: int = Field(
         default=1, ge=1, le=5, description="Replicas of the RALLY stream (3 on a NATS cluster)."
     )
+    stream_max_bytes: ByteSize = Field(
+        default=ByteSize(DEFAULT_STREAM_MAX_BYTES),
+        ge=1024 * 1024,
+        description="Bytes the RALLY event log keeps before its oldest events go "
+        "(512MiB, 1GB, or bytes).",
+    )
+    stream_max_age: float = Field(
+        default=DEFAULT_STREAM_MAX_AGE,
+        ge=60,
+        description="How long an event stays in the RALLY event log (7d, 12h, 90m, or seconds).",
+    )
     max_inflight: int = Field(
         default=1024,
         ge=1,
@@ -104,6 +144,11 @@ class Settings(BaseModel):
         if isinstance(value, str):
             return value.upper() if info.field_name == "log_level" else value.lower()
         return value
+
+    @field_validator("stream_max_age", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> Any:
+        return seconds(value) if isinstance(value, str) else value
 
     @field_validator("nats_url")
     @classmethod

@@ -216,12 +216,23 @@ class Reader:
         js = self.board.js
         with contextlib.suppress(nats.js.errors.NotFoundError):
             await js.delete_consumer(subjects.STREAM, self.consumer)
+        start = self.board.tally.cursor(self.kind) + 1
+        first = (await js.stream_info(subjects.STREAM)).state.first_seq
+        if first > start:
+            log.warning(
+                "the event log no longer holds stream sequences %d to %d (past "
+                "STREAM_MAX_AGE or STREAM_MAX_BYTES, or purged): the %s games among them "
+                "are not in the scores",
+                start,
+                first - 1,
+                self.kind,
+            )
         config = ConsumerConfig(
             durable_name=self.consumer,
             filter_subject=subjects.rally_results(self.kind),
             ack_policy=AckPolicy.ALL,
             deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
-            opt_start_seq=self.board.tally.cursor(self.kind) + 1,
+            opt_start_seq=start,
             ack_wait=30,
             max_ack_pending=10 * BATCH,
         )
@@ -327,7 +338,7 @@ async def open_bucket(js: JetStreamContext, replicas: int) -> KeyValue:
 async def _open(nc: Client, settings: Settings, stop: asyncio.Event) -> Scoreboard | None:
     """Stream, bucket and tally, retrying while JetStream is not there yet."""
     js = nc.jetstream(timeout=2.0)
-    while await bus.wait_for_stream(js, settings.stream_replicas, stop):
+    while await bus.wait_for_stream(js, bus.stream_config(settings), stop):
         try:
             board = Scoreboard(nc, js, await open_bucket(js, settings.stream_replicas))
             await board.load()

@@ -15,10 +15,12 @@ from tests.conftest import Services
 from tests.natsserver import NatsServer
 
 
-async def test_every_game_is_stored_in_the_rally_stream_once(
+async def test_every_game_is_stored_once_in_a_rally_stream_made_as_the_settings_say(
     services: Services, nc: Client
 ) -> None:
-    url = await services.game()
+    url = await services.game(
+        stream_max_bytes=64 * 1024 * 1024, stream_max_age=12 * 3600.0, store_timeout=5.0
+    )
     async with aiohttp.ClientSession() as http:
         ids = []
         for _ in range(5):
@@ -27,7 +29,9 @@ async def test_every_game_is_stored_in_the_rally_stream_once(
     js = nc.jetstream()
     info = await js.stream_info(subjects.STREAM)
     assert info.config.subjects == [subjects.RALLY_ALL]
-    assert info.config.duplicate_window == bus.DUPLICATE_WINDOW
+    assert info.config.max_bytes == 64 * 1024 * 1024
+    assert info.config.max_age == 12 * 3600
+    assert info.config.duplicate_window == 5 + bus.DUPLICATE_SPARE  # what a retry may take
     stored = []
     for game_id in ids:
         msg = await js.get_last_msg(subjects.STREAM, subjects.rally_subject(game_id, "finished"))
@@ -39,7 +43,9 @@ async def test_every_game_is_stored_in_the_rally_stream_once(
 
 async def test_a_stream_the_server_refuses_is_a_one_line_reason_not_a_crash(nc: Client) -> None:
     # one server cannot keep 3 replicas: JetStream refuses the stream outright
-    problem = await bus.ensure_stream(nc.jetstream(), replicas=3)
+    problem = await bus.ensure_stream(
+        nc.jetstream(), bus.stream_config(Settings(stream_replicas=3))
+    )
     assert problem is not None
     assert problem.startswith("JetStream refused stream RALLY: replicas > 1 not supported")
     assert "\n" not in problem
@@ -52,15 +58,15 @@ async def test_a_refused_add_whose_update_finds_no_stream_gives_the_reason_of_th
     # on which the scoreboard crashed; here the add is refused for overlapping subjects
     js = nc.jetstream()
     await js.add_stream(name="OTHER", subjects=[subjects.RALLY_ALL])
-    problem = await bus.ensure_stream(js)
+    problem = await bus.ensure_stream(js, bus.stream_config(Settings()))
     assert problem is not None
     assert problem.startswith("JetStream refused stream RALLY: subjects overlap")
 
 
 async def test_a_retried_finished_publish_is_stored_once(nc: Client) -> None:
     js = nc.jetstream()
-    assert await bus.ensure_stream(js) is None
-    assert await bus.ensure_stream(js) is None  # idempotent
+    assert await bus.ensure_stream(js, bus.stream_config(Settings())) is None
+    assert await bus.ensure_stream(js, bus.stream_config(Settings())) is None  # idempotent
     subject = subjects.rally_subject("dup1", "finished")
     headers = {"Nats-Msg-Id": subjects.finished_msg_id("dup1")}
     first = await js.publish(subject, b"{}", headers=headers)
@@ -111,7 +117,7 @@ async def test_a_game_is_answered_only_once_its_result_is_stored(
         answer = asyncio.ensure_future(http.get(url + "/"))
         await asyncio.sleep(1.0)
         assert not answer.done()
-        assert await bus.ensure_stream(js) is None
+        assert await bus.ensure_stream(js, bus.stream_config(Settings())) is None
         async with await answer as r:
             assert r.status == 200
             game_id = r.headers["X-Game-Id"]

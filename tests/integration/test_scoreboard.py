@@ -20,6 +20,7 @@ from pingpong.messages import (
     decode_event,
     encode,
 )
+from pingpong.settings import Settings
 from scoreboard.service import Puller, Reader, Scoreboard, open_bucket
 from tests.conftest import Services, wait_for
 from tests.natsserver import NatsServer
@@ -106,6 +107,31 @@ async def test_restarting_nats_server_keeps_the_scores_exact(
         await play(http, url, 9)
         s = await settle(http, url, 30)
     assert s.games == 30
+
+
+async def test_results_the_log_dropped_before_the_scoreboard_read_them_are_named_in_one_warning(
+    services: Services, nc: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    small = {"stream_max_bytes": 1024 * 1024}  # the least STREAM_MAX_BYTES takes
+    board = await services.scoreboard(**small)
+    url = await services.game(**small)
+    async with aiohttp.ClientSession() as http:
+        await play(http, url, 3)
+        await settle(http, url, 3)
+        await board.shutdown()
+        await play(http, url, 5)  # stored, not counted yet
+        js = nc.jetstream()
+        for _ in range(1200):  # 1.2 MB more: the 5 games' events leave the log
+            await js.publish(subjects.rally_subject("filler", "swing"), b"x" * 1000)
+        first = (await js.stream_info(subjects.STREAM)).state.first_seq
+        await services.scoreboard(n=2, **small)
+        await asyncio.sleep(1)
+        s = await scores(http, url)
+    assert s.games == 3  # the 5 games are gone from the log, so from the scores
+    warnings = [r.getMessage() for r in caplog.records if "no longer holds" in r.getMessage()]
+    assert len(warnings) == 2  # one for each kind of result, each once
+    assert f"to {first - 1} " in warnings[0]
+    assert "the finished games among them are not in the scores" in " ".join(warnings)
 
 
 async def test_a_duplicated_finished_event_counts_once(services: Services, nc: Client) -> None:
@@ -199,7 +225,7 @@ async def test_events_refuses_a_bad_game_id_with_400(services: Services) -> None
 async def puller(nc: Client, events: int = 0) -> AsyncIterator[Puller]:
     """The scoreboard's puller on a fresh stream holding ``events`` results (and swings)."""
     js = nc.jetstream()
-    assert await bus.ensure_stream(js) is None
+    assert await bus.ensure_stream(js, bus.stream_config(Settings())) is None
     for n in range(events):  # a swing event between results: the consumer skips it
         await js.publish(subjects.rally_subject(f"g{n}", "swing"), b"{}")
         await js.publish(subjects.rally_subject(f"g{n}", "finished"), f"{n}".encode())

@@ -6,7 +6,8 @@ import nats.errors
 import pytest
 from nats.aio.msg import Msg
 
-from pingpong import bus
+from pingpong import bus, subjects
+from pingpong.settings import Settings
 
 REPLIES = [
     "$JS.ACK.RALLY.scoreboard.1.4711.42.1764680000000000000.7",  # no domain
@@ -27,3 +28,25 @@ def test_a_message_that_is_not_a_delivery_has_no_sequences(reply: str) -> None:
     msg = Msg(None, subject="x", reply=reply)  # type: ignore[arg-type]
     with pytest.raises(nats.errors.NotJSMessageError):
         bus.delivered_sequences(msg)
+
+
+def test_the_stream_keeps_what_the_settings_say_over_every_rally_subject() -> None:
+    config = bus.stream_config(
+        Settings(stream_max_bytes="64MiB", stream_max_age="12h", stream_replicas=3)
+    )
+    assert (config.name, config.subjects) == (subjects.STREAM, [subjects.RALLY_ALL])
+    assert (config.max_bytes, config.max_age, config.num_replicas) == (64 << 20, 43200, 3)
+
+
+def test_the_duplicate_window_covers_the_retries_of_a_store_and_no_more() -> None:
+    # a manager retries storing a result for STORE_TIMEOUT: a retry of a stored result
+    # must still be dropped, and nats-server keeps every id of the window in memory
+    assert (
+        bus.stream_config(Settings(store_timeout=20)).duplicate_window == 20 + bus.DUPLICATE_SPARE
+    )
+    assert (
+        bus.stream_config(Settings(store_timeout=300)).duplicate_window == 300 + bus.DUPLICATE_SPARE
+    )
+    # never past the age of the log (nats-server refuses that)
+    config = bus.stream_config(Settings(store_timeout=300, stream_max_age=120))
+    assert config.duplicate_window == 120

@@ -25,6 +25,19 @@ def test_settings_come_from_environment_variables() -> None:
     assert s.log_format == "json"
 
 
+@pytest.mark.parametrize(
+    ("age", "seconds"),
+    [("7d", 604800.0), ("12h", 43200.0), ("90m", 5400.0), ("120s", 120.0), ("3600", 3600.0)],
+)
+def test_the_event_log_age_is_a_duration_with_a_unit_or_seconds(age: str, seconds: float) -> None:
+    assert Settings.from_env({"STREAM_MAX_AGE": age}).stream_max_age == seconds
+
+
+def test_the_event_log_size_takes_units() -> None:
+    assert Settings.from_env({"STREAM_MAX_BYTES": "64MiB"}).stream_max_bytes == 64 * 1024 * 1024
+    assert Settings.from_env({"STREAM_MAX_BYTES": "1GB"}).stream_max_bytes == 10**9
+
+
 def test_a_flag_overrides_the_environment() -> None:
     assert Settings.from_env({"HIT_CHANCE": "40"}, hit_chance="60").hit_chance == 60
 
@@ -46,6 +59,10 @@ def test_a_secret_is_read_from_its_file(tmp_path: Path) -> None:
         ({"NATS_URL": "localhost"}, "NATS_URL: Value error, 'localhost' is not a URL"),
         ({"SWING_TIMEOUT": "-1"}, "SWING_TIMEOUT: Input should be greater than 0"),
         ({"NATS_PASSWORD_FILE": "/nonexistent"}, "NATS_PASSWORD_FILE: cannot read /nonexistent"),
+        ({"STREAM_MAX_BYTES": "lots"}, "STREAM_MAX_BYTES: could not parse value and unit"),
+        ({"STREAM_MAX_BYTES": "1KB"}, "STREAM_MAX_BYTES: Input should be greater than or equal"),
+        ({"STREAM_MAX_AGE": "1 week"}, "STREAM_MAX_AGE: Value error, '1 week' is not a duration"),
+        ({"STREAM_MAX_AGE": "10s"}, "STREAM_MAX_AGE: Input should be greater than or equal to 60"),
     ],
 )
 def test_a_bad_value_raises_one_line_naming_the_setting(env: dict[str, str], message: str) -> None:
