@@ -1,6 +1,10 @@
-"""The baselines, each run as its own process: ``python -m bench.baselines nats|http|floor``.
+"""The baselines, each run as its own process: ``python -m bench.baselines KIND ARG``.
 
 ``nats URL``: a bare nats-py responder on ``bench.hit`` answering ``HIT``.
+``nats-asyncio URL``: the same on ``bench.hit.asyncio``, on plain asyncio (no uvloop, no
+gc tuning: nats-py as the issue's reference machine measured it).
+``trips URL COUNT``: ``COUNT`` sequential requests to ``nats-asyncio`` from plain asyncio
+after a warm-up; prints the seconds of each as a JSON list.
 ``http PORT``: a bare aiohttp endpoint answering ``HIT``.
 ``floor URL``: a floor manager on ``game.play``: the messages of a game as the
 design has them (started, a swing event an answer, finished stored through
@@ -12,9 +16,12 @@ allows on this machine; the gap to the real services is their own work.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
+import json
 import signal
 import sys
+import time
 from datetime import UTC, datetime
 
 from aiohttp import web
@@ -34,18 +41,26 @@ from pingpong.messages import (
 from pingpong.runner import tune_gc
 from pingpong.settings import Settings
 
+HIT = "bench.hit"
+HIT_ASYNCIO = "bench.hit.asyncio"
+PLAIN = ("nats-asyncio", "trips")
+"""The kinds that run on plain asyncio, as nats-py comes."""
+
+TRIPS_WARMUP = 200
+"""Round trips of ``trips`` before it starts counting."""
+
 FLOOR_STROKES = 7
 """Strokes of the floor's game (the real games average about 6.6 at 85 % hits)."""
 
 
-async def nats_responder(url: str) -> None:
+async def nats_responder(url: str, subject: str = HIT) -> None:
     nc = Client()
     await nc.connect(url)
 
     async def hit(msg: object) -> None:
         await msg.respond(b"HIT")  # type: ignore[attr-defined]
 
-    await nc.subscribe("bench.hit", cb=hit)
+    await nc.subscribe(subject, cb=hit)
     await nc.flush()
     await nc.flush()
     print("ready", flush=True)
@@ -118,6 +133,20 @@ async def floor_manager(url: str) -> None:
     await nc.close()
 
 
+async def trips(url: str, count: int) -> None:
+    nc = Client()
+    await nc.connect(url)
+    for _ in range(TRIPS_WARMUP):
+        await nc.request(HIT_ASYNCIO, b"x", timeout=5)
+    seconds = []
+    for _ in range(count):
+        t0 = time.perf_counter()
+        await nc.request(HIT_ASYNCIO, b"x", timeout=5)
+        seconds.append(time.perf_counter() - t0)
+    print(json.dumps(seconds), flush=True)
+    await nc.close()
+
+
 async def http_endpoint(port: int) -> None:
     async def hit(_: web.Request) -> web.Response:
         return web.Response(text="HIT")
@@ -142,16 +171,20 @@ async def _until_signal() -> None:
 
 def main() -> None:
     kind, arg = sys.argv[1], sys.argv[2]
-    if kind != "http":  # as the NATS services run (the proxy, like the bare endpoint, does not)
+    if kind not in (*PLAIN, "http"):  # as the NATS services run (the proxy does not)
         tune_gc()
-    try:
-        import uvloop
-    except ImportError:
-        run = asyncio.run
-    else:
-        run = uvloop.run
+    run = asyncio.run
+    if kind not in PLAIN:
+        with contextlib.suppress(ImportError):
+            import uvloop
+
+            run = uvloop.run
     if kind == "nats":
         run(nats_responder(arg))
+    elif kind == "nats-asyncio":
+        run(nats_responder(arg, HIT_ASYNCIO))
+    elif kind == "trips":
+        run(trips(arg, int(sys.argv[3])))
     elif kind == "floor":
         run(floor_manager(arg))
     else:

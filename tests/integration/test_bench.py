@@ -16,6 +16,10 @@ async def test_the_benchmark_prints_figures_and_ratios_to_the_baselines_and_the_
         rows = [line for line in text.splitlines() if line.startswith(name)]
         assert len(rows) == 2, text
         assert all(line.split()[-1] == "0" for line in rows), f"errors in {rows}"
+    plain = [line for line in text.splitlines() if line.startswith("raw nats on asyncio")]
+    assert len(plain) == 1, text  # at 1 client only, the reference's round trip
+    assert plain[0].split()[4] == "1", text  # its concurrency
+    assert plain[0].split()[-1] == "0", text  # its errors
     floor = [line for line in text.splitlines() if line.startswith("games via floor mgr")]
     assert len(floor) == 1, text  # at the top concurrency only
     assert floor[0].split()[-1] == "0", text
@@ -25,6 +29,7 @@ async def test_the_benchmark_prints_figures_and_ratios_to_the_baselines_and_the_
         "manager_swings_vs_raw",
         "median_game_ms_1_client",
         "median_game_in_raw_trips",
+        "median_game_in_asyncio_trips",
         "max_service_rss_mb",
     }
     assert all(v > 0 for v in ratios.values())
@@ -34,4 +39,5 @@ async def test_the_benchmark_prints_figures_and_ratios_to_the_baselines_and_the_
     assert len(paired) == 1, text
     assert " rounds " in paired[0], text  # the rounds' spread
     assert "rss" in text
-    assert "round trips at 1 client [<= 3.7]" in text
+    assert "in raw nats-py round trips on plain asyncio [<= 3.7]" in text
+    assert "in raw nats-py round trips on uvloop (no target)" in text
