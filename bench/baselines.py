@@ -3,8 +3,8 @@
 ``nats URL``: a bare nats-py responder on ``bench.hit`` answering ``HIT``.
 ``nats-asyncio URL``: the same on ``bench.hit.asyncio``, on plain asyncio (no uvloop, no
 gc tuning: nats-py as the issue's reference machine measured it).
-``trips URL COUNT``: ``COUNT`` sequential requests to ``nats-asyncio`` from plain asyncio
-after a warm-up; prints the seconds of each as a JSON list.
+``trips URL SECONDS``: sequential requests to ``nats-asyncio`` from plain asyncio for
+``SECONDS`` after a warm-up; prints the seconds of each as a JSON list.
 ``http PORT``: a bare aiohttp endpoint answering ``HIT``.
 ``floor URL``: a floor manager on ``game.play``: the messages of a game as the
 design has them (started, a swing event an answer, finished stored through
@@ -133,17 +133,17 @@ async def floor_manager(url: str) -> None:
     await nc.close()
 
 
-async def trips(url: str, count: int) -> None:
+async def trips(url: str, seconds: float) -> None:
     nc = Client()
     await nc.connect(url)
     for _ in range(TRIPS_WARMUP):
         await nc.request(HIT_ASYNCIO, b"x", timeout=5)
-    seconds = []
-    for _ in range(count):
-        t0 = time.perf_counter()
+    latencies = []
+    end = time.perf_counter() + seconds
+    while (t0 := time.perf_counter()) < end:
         await nc.request(HIT_ASYNCIO, b"x", timeout=5)
-        seconds.append(time.perf_counter() - t0)
-    print(json.dumps(seconds), flush=True)
+        latencies.append(time.perf_counter() - t0)
+    print(json.dumps(latencies), flush=True)
     await nc.close()
 
 
@@ -184,7 +184,7 @@ def main() -> None:
     elif kind == "nats-asyncio":
         run(nats_responder(arg, HIT_ASYNCIO))
     elif kind == "trips":
-        run(trips(arg, int(sys.argv[3])))
+        run(trips(arg, float(sys.argv[3])))
     elif kind == "floor":
         run(floor_manager(arg))
     else:

@@ -299,13 +299,20 @@ async def asyncio_trips(
     py: list[str], env: dict[str, str], url: str, options: BenchOptions
 ) -> Sample:
     """One round of sequential raw round trips on plain asyncio, from a process of its own."""
-    count = max(50, int(1000 * options.seconds / options.rounds))
+    seconds = options.seconds / options.rounds
     proc = await asyncio.create_subprocess_exec(
-        *py, "trips", url, str(count), env=env, stdout=asyncio.subprocess.PIPE
+        *py, "trips", url, str(seconds), env=env, stdout=asyncio.subprocess.PIPE
     )
-    out, _ = await asyncio.wait_for(proc.communicate(), 60)
-    seconds: list[float] = json.loads(out)
-    return Sample(RAW_ASYNCIO, 1, ops=len(seconds), elapsed=sum(seconds), latencies=seconds)
+    try:
+        out, _ = await asyncio.wait_for(proc.communicate(), seconds + 30)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    if proc.returncode != 0:
+        raise RuntimeError(f"bench.baselines trips exited with status {proc.returncode}")
+    latencies: list[float] = json.loads(out)
+    return Sample(RAW_ASYNCIO, 1, ops=len(latencies), elapsed=sum(latencies), latencies=latencies)
 
 
 REFERENCE_TRIPS: Final = 2.0 / 0.54
@@ -356,11 +363,11 @@ def report(
     )
     for s in samples:
         swings = f"{s.unit_rate:10.0f}" if s.name.startswith("games") else f"{'':>10}"
-        cpu = f"{s.cpu_per_op_ms:>10.2f}" if s.cpu else f"{'':>10}"  # trips: not measured
+        cpu_cell = f"{s.cpu_per_op_ms:>10.2f}" if s.cpu else f"{'':>10}"  # trips: not measured
         say(
             out,
             f"{s.name:<22}{s.concurrency:>5}{s.rate:>10.0f}{swings}{s.pct(0.5):>9.2f}"
-            f"{s.pct(0.99):>9.2f}{cpu}{s.errors:>8}",
+            f"{s.pct(0.99):>9.2f}{cpu_cell}{s.errors:>8}",
         )
     say(out)
     top = max(options.concurrency)

@@ -34,13 +34,6 @@ RECONNECT_WAIT: Final = 1.0
 PING_INTERVAL: Final = 3
 """Seconds between client pings; a dead server is noticed after two missed pongs."""
 
-DUPLICATE_SPARE: Final = 10.0
-"""Seconds past ``STORE_TIMEOUT`` that the stream still drops a second publish of a
-result (same ``Nats-Msg-Id``). A manager retries a store for ``STORE_TIMEOUT``, so the
-window must outlast that (a fixed 2 minutes let a retry after a longer ``STORE_TIMEOUT``
-be stored twice); nats-server keeps every id of the window in memory, so it need not
-outlast it by much."""
-
 
 class _ConnectionLog:
     """Connection callbacks that log each change of state once and never raise."""
@@ -343,24 +336,32 @@ def stream_config(settings: Settings) -> StreamConfig:
         storage=StorageType.FILE,
         max_age=settings.stream_max_age,
         max_bytes=settings.stream_max_bytes,
-        duplicate_window=min(settings.store_timeout + DUPLICATE_SPARE, settings.stream_max_age),
+        duplicate_window=settings.duplicate_window,
         num_replicas=settings.stream_replicas,
     )
 
 
-async def ensure_stream(js: JetStreamContext, config: StreamConfig) -> str | None:
-    """Create the ``RALLY`` stream (:func:`stream_config`), or update it to ``config``.
+async def ensure_stream(
+    js: JetStreamContext, config: StreamConfig, *, update: bool = True
+) -> str | None:
+    """Create the ``RALLY`` stream (:func:`stream_config`); one that is there with
+    another config is updated to ``config`` if ``update``, else taken as it is.
 
-    None when it is there, else why not, in one line: no JetStream, not ready yet (a
-    cluster that is still electing its leader answers with a timeout, one still
-    forming may answer "stream not found"), or a setting the server cannot meet.
+    Only its writer (the manager) updates it, so readers with other settings do not
+    undo the writer's limits and duplicate window. None when it is there, else why
+    not, in one line: no JetStream, not ready yet (a cluster that is still electing
+    its leader answers with a timeout, one still forming may answer "stream not
+    found"), or a setting the server cannot meet.
     """
     try:
         try:
             await js.add_stream(config)
-        except nats.js.errors.BadRequestError as refused:  # there with another config: update it
+        except nats.js.errors.BadRequestError as refused:  # there with another config?
             try:
-                await js.update_stream(config)
+                if update:
+                    await js.update_stream(config)
+                else:
+                    await js.stream_info(config.name or subjects.STREAM)
             except nats.js.errors.NotFoundError:  # it is not there: why the add failed is the news
                 raise refused from None
     except (
@@ -378,15 +379,18 @@ STREAM_RETRY: Final = 2.0
 """Seconds between attempts to ensure the stream while JetStream is not there."""
 
 
-async def wait_for_stream(js: JetStreamContext, config: StreamConfig, stop: asyncio.Event) -> bool:
-    """Ensure the ``RALLY`` stream, retrying until it works (True) or ``stop`` (False).
+async def wait_for_stream(
+    js: JetStreamContext, config: StreamConfig, stop: asyncio.Event, *, update: bool = True
+) -> bool:
+    """Ensure the ``RALLY`` stream (:func:`ensure_stream`), retrying until it works (True)
+    or ``stop`` (False).
 
     Says once in the log while it waits: a cluster electing its leader, or a
     server without JetStream.
     """
     waiting = False
     while not stop.is_set():
-        problem = await ensure_stream(js, config)
+        problem = await ensure_stream(js, config, update=update)
         if problem is None:
             if waiting:
                 log.info("JetStream is back: stream %s ready", subjects.STREAM)

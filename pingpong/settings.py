@@ -22,6 +22,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
 )
 
@@ -40,8 +41,15 @@ DEFAULT_STREAM_MAX_BYTES: Final = 512 * 1024 * 1024
 DEFAULT_STREAM_MAX_AGE: Final = 7 * 24 * 3600.0
 """Seconds an event stays in the event log."""
 
+DUPLICATE_SPARE: Final = 10.0
+"""Seconds past ``STORE_TIMEOUT`` that the event log still drops a second publish of a
+result (same ``Nats-Msg-Id``). A manager retries a store for ``STORE_TIMEOUT``, so the
+window must outlast that (a fixed 2 minutes let a retry after a longer ``STORE_TIMEOUT``
+be stored twice); nats-server keeps every id of the window in memory, so it need not
+outlast it by much."""
+
 _UNIT_SECONDS: Final = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
-_DURATION: Final = re.compile(r"\s*(\d+(?:\.\d*)?)\s*([smhd]?)\s*")
+_DURATION: Final = re.compile(r"\s*(\d+(?:\.\d*)?)\s*([smhd]?)\s*", re.IGNORECASE)
 
 
 def seconds(value: str) -> float:
@@ -52,7 +60,7 @@ def seconds(value: str) -> float:
     match = _DURATION.fullmatch(value)
     if match is None:
         raise ValueError(f"{value!r} is not a duration such as 7d, 12h, 90m, 30s or 45")
-    return float(match[1]) * _UNIT_SECONDS[match[2]]
+    return float(match[1]) * _UNIT_SECONDS[match[2].lower()]
 
 
 class Settings(BaseModel):
@@ -114,12 +122,14 @@ class Settings(BaseModel):
     stream_max_bytes: ByteSize = Field(
         default=ByteSize(DEFAULT_STREAM_MAX_BYTES),
         ge=1024 * 1024,
+        le=1 << 50,
         description="Bytes the RALLY event log keeps before its oldest events go "
         "(512MiB, 1GB, or bytes).",
     )
     stream_max_age: float = Field(
         default=DEFAULT_STREAM_MAX_AGE,
         ge=60,
+        le=100 * 365 * 86400,
         description="How long an event stays in the RALLY event log (7d, 12h, 90m, or seconds).",
     )
     max_inflight: int = Field(
@@ -150,6 +160,17 @@ class Settings(BaseModel):
     def _duration(cls, value: Any) -> Any:
         return seconds(value) if isinstance(value, str) else value
 
+    @field_validator("stream_max_age")
+    @classmethod
+    def _outlasts_retries(cls, value: float, info: ValidationInfo) -> float:
+        store_timeout = info.data.get("store_timeout")
+        if store_timeout is not None and value < store_timeout + DUPLICATE_SPARE:
+            raise ValueError(
+                f"must be at least STORE_TIMEOUT + {DUPLICATE_SPARE:g} s "
+                f"({store_timeout + DUPLICATE_SPARE:g} s), so a retried result is stored once"
+            )
+        return value
+
     @field_validator("nats_url")
     @classmethod
     def _urls(cls, value: str) -> str:
@@ -159,6 +180,11 @@ class Settings(BaseModel):
             if "://" not in url:
                 raise ValueError(f"{url.strip()!r} is not a URL such as nats://host:4222")
         return value
+
+    @property
+    def duplicate_window(self) -> float:
+        """Seconds the event log recognises a second publish of a result: its retries'."""
+        return self.store_timeout + DUPLICATE_SPARE
 
     @property
     def servers(self) -> list[str]:

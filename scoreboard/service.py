@@ -160,6 +160,24 @@ class Scoreboard:
             s.last_seq,
         )
 
+    async def check_log(self) -> None:
+        """Say once if the log dropped events newer than the newest result counted.
+
+        Per kind the cursor of the readers cannot tell (a kind with no recent results
+        lags behind), but the newest result counted can: every result after it is one
+        the scoreboard never read.
+        """
+        newest = self.tally.scores.last_seq
+        first = (await self.js.stream_info(subjects.STREAM)).state.first_seq
+        if first > newest + 1:
+            log.warning(
+                "the event log dropped stream sequences %d to %d before the scoreboard "
+                "read them (past STREAM_MAX_AGE or STREAM_MAX_BYTES, or purged): results "
+                "among them are not in the scores",
+                newest + 1,
+                first - 1,
+            )
+
     async def on_scores_get(self, msg: Msg) -> None:
         """``scores.get``: the current scores."""
         if msg.reply:
@@ -216,23 +234,12 @@ class Reader:
         js = self.board.js
         with contextlib.suppress(nats.js.errors.NotFoundError):
             await js.delete_consumer(subjects.STREAM, self.consumer)
-        start = self.board.tally.cursor(self.kind) + 1
-        first = (await js.stream_info(subjects.STREAM)).state.first_seq
-        if first > start:
-            log.warning(
-                "the event log no longer holds stream sequences %d to %d (past "
-                "STREAM_MAX_AGE or STREAM_MAX_BYTES, or purged): the %s games among them "
-                "are not in the scores",
-                start,
-                first - 1,
-                self.kind,
-            )
         config = ConsumerConfig(
             durable_name=self.consumer,
             filter_subject=subjects.rally_results(self.kind),
             ack_policy=AckPolicy.ALL,
             deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
-            opt_start_seq=start,
+            opt_start_seq=self.board.tally.cursor(self.kind) + 1,
             ack_wait=30,
             max_ack_pending=10 * BATCH,
         )
@@ -338,10 +345,11 @@ async def open_bucket(js: JetStreamContext, replicas: int) -> KeyValue:
 async def _open(nc: Client, settings: Settings, stop: asyncio.Event) -> Scoreboard | None:
     """Stream, bucket and tally, retrying while JetStream is not there yet."""
     js = nc.jetstream(timeout=2.0)
-    while await bus.wait_for_stream(js, bus.stream_config(settings), stop):
+    while await bus.wait_for_stream(js, bus.stream_config(settings), stop, update=False):
         try:
             board = Scoreboard(nc, js, await open_bucket(js, settings.stream_replicas))
             await board.load()
+            await board.check_log()
         except (*_TRANSIENT, nats.js.errors.APIError) as e:
             log.warning("scores bucket not ready (%s); retrying", e)
             await _sleep_or_stop(stop, RETRY_WAIT)

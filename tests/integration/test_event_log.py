@@ -10,7 +10,7 @@ from nats.aio.client import Client
 
 from pingpong import bus, subjects
 from pingpong.messages import RallyFinished, decode_event
-from pingpong.settings import Settings
+from pingpong.settings import DUPLICATE_SPARE, Settings
 from tests.conftest import Services
 from tests.natsserver import NatsServer
 
@@ -31,7 +31,7 @@ async def test_every_game_is_stored_once_in_a_rally_stream_made_as_the_settings_
     assert info.config.subjects == [subjects.RALLY_ALL]
     assert info.config.max_bytes == 64 * 1024 * 1024
     assert info.config.max_age == 12 * 3600
-    assert info.config.duplicate_window == 5 + bus.DUPLICATE_SPARE  # what a retry may take
+    assert info.config.duplicate_window == 5 + DUPLICATE_SPARE  # what a retry may take
     stored = []
     for game_id in ids:
         msg = await js.get_last_msg(subjects.STREAM, subjects.rally_subject(game_id, "finished"))
@@ -61,6 +61,26 @@ async def test_a_refused_add_whose_update_finds_no_stream_gives_the_reason_of_th
     problem = await bus.ensure_stream(js, bus.stream_config(Settings()))
     assert problem is not None
     assert problem.startswith("JetStream refused stream RALLY: subjects overlap")
+
+
+async def test_only_the_writer_changes_the_limits_of_a_stream_that_is_there(nc: Client) -> None:
+    js = nc.jetstream()
+    writer = bus.stream_config(Settings(store_timeout=60, stream_max_bytes=64 << 20))
+    assert await bus.ensure_stream(js, writer) is None
+    reader = bus.stream_config(Settings())  # a scoreboard with the defaults
+    assert await bus.ensure_stream(js, reader, update=False) is None
+    config = (await js.stream_info(subjects.STREAM)).config
+    assert (config.duplicate_window, config.max_bytes) == (70, 64 << 20)
+    assert await bus.ensure_stream(js, reader) is None  # the writer with other settings
+    config = (await js.stream_info(subjects.STREAM)).config
+    assert (config.duplicate_window, config.max_bytes) == (30, 512 << 20)
+
+
+async def test_a_reader_makes_the_stream_when_it_is_not_there(nc: Client) -> None:
+    js = nc.jetstream()
+    config = bus.stream_config(Settings())
+    assert await bus.ensure_stream(js, config, update=False) is None
+    assert (await js.stream_info(subjects.STREAM)).config.subjects == [subjects.RALLY_ALL]
 
 
 async def test_a_retried_finished_publish_is_stored_once(nc: Client) -> None:

@@ -27,7 +27,7 @@ def test_settings_come_from_environment_variables() -> None:
 
 @pytest.mark.parametrize(
     ("age", "seconds"),
-    [("7d", 604800.0), ("12h", 43200.0), ("90m", 5400.0), ("120s", 120.0), ("3600", 3600.0)],
+    [("7d", 604800.0), ("7D", 604800.0), ("12h", 43200.0), ("90m", 5400.0), ("3600", 3600.0)],
 )
 def test_the_event_log_age_is_a_duration_with_a_unit_or_seconds(age: str, seconds: float) -> None:
     assert Settings.from_env({"STREAM_MAX_AGE": age}).stream_max_age == seconds
@@ -63,6 +63,12 @@ def test_a_secret_is_read_from_its_file(tmp_path: Path) -> None:
         ({"STREAM_MAX_BYTES": "1KB"}, "STREAM_MAX_BYTES: Input should be greater than or equal"),
         ({"STREAM_MAX_AGE": "1 week"}, "STREAM_MAX_AGE: Value error, '1 week' is not a duration"),
         ({"STREAM_MAX_AGE": "10s"}, "STREAM_MAX_AGE: Input should be greater than or equal to 60"),
+        ({"STREAM_MAX_AGE": "999999d"}, "STREAM_MAX_AGE: Input should be less than or equal"),
+        ({"STREAM_MAX_BYTES": "100EiB"}, "STREAM_MAX_BYTES: Input should be less than or equal"),
+        (
+            {"STREAM_MAX_AGE": "2m", "STORE_TIMEOUT": "300"},
+            "STREAM_MAX_AGE: Value error, must be at least STORE_TIMEOUT + 10 s (310 s)",
+        ),
     ],
 )
 def test_a_bad_value_raises_one_line_naming_the_setting(env: dict[str, str], message: str) -> None:
