@@ -198,13 +198,11 @@ async def run_bench(options: BenchOptions, out: TextIO = sys.stdout) -> dict[str
         raw_server = await bench.start(
             nats_child(server, raw_port, raw_store, "raw", embedded=False)
         )
-        raw_nc = Client()
-        await raw_nc.connect(f"nats://127.0.0.1:{raw_port}")
-        responder = await bench.start(
-            Child("raw-nats", [*py, "nats", f"nats://127.0.0.1:{raw_port}"], env, "ready")
-        )
-        raw_pids = {"raw-nats": _pid(responder), "nats-server": _pid(raw_server)}
         raw_url = f"nats://127.0.0.1:{raw_port}"
+        raw_nc = Client()
+        await raw_nc.connect(raw_url)
+        responder = await bench.start(Child("raw-nats", [*py, "nats", raw_url], env, "ready"))
+        raw_pids = {"raw-nats": _pid(responder), "nats-server": _pid(raw_server)}
         if 1 in options.concurrency:  # the reference's round trip: nats-py on plain asyncio
             await bench.start(Child("raw-asyncio", [*py, "nats-asyncio", raw_url], env, "ready"))
 
@@ -400,16 +398,15 @@ def report(
     if floor and raw and raw.rate:  # measured before the rest: context, not a target
         ratios["floor_swings_vs_raw"] = floor.unit_rate / raw.rate
     one = _find(samples, VIA_PROXY, min(options.concurrency))
-    raw_one = _find(samples, RAW_NATS, min(options.concurrency))
-    plain_one = _find(samples, RAW_ASYNCIO, 1)
     if one:
         ratios["median_game_ms_1_client"] = median = one.pct(0.5)
-        trip = plain_one.pct(0.5) if plain_one else 0.0
-        if trip:
-            ratios["median_game_in_asyncio_trips"] = median / trip
-        trip = raw_one.pct(0.5) if raw_one else 0.0
-        if trip:
-            ratios["median_game_in_raw_trips"] = median / trip
+        for key, name in (
+            ("median_game_in_asyncio_trips", RAW_ASYNCIO),
+            ("median_game_in_raw_trips", RAW_NATS),
+        ):
+            trips = _find(samples, name, one.concurrency)
+            if trips and trips.pct(0.5):
+                ratios[key] = median / trips.pct(0.5)
     if one and proxy and one.cpu_per_op_ms:
         ratios["cpu_per_game_top_vs_1"] = proxy.cpu_per_op_ms / one.cpu_per_op_ms
     if rss:
