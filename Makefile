@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 PYTHON_IMAGE ?= python:3.12-slim
 IMAGE        ?= pingpong:latest
 
-.PHONY: secrets wheelhouse image install up test test-slow test-swarm test-browser test-all lint fmt bench clean
+.PHONY: secrets wheelhouse image install go up test test-slow test-swarm test-browser test-all lint fmt bench clean
 
 install: $(STAMP)            ## a virtualenv with pingpong and its dev tools
 
@@ -17,10 +17,15 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	rm -f $(VENV)/.installed-*; touch $@
 
+go:                          ## Go for the bench's Go original (Debian's golang-go, when root)
+	@command -v go >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+	  && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq golang-go >/dev/null; } \
+	  || echo "make: no Go toolchain: the bench will not measure the Go original (install Go)"
+
 up: install                  ## the whole game locally: then curl localhost:3000
 	$(VENV)/bin/pingpong up
 
-test: install                ## unit + integration tests (a few minutes)
+test: install go             ## unit + integration tests (a few minutes)
 	$(PY) -m pytest -m "not slow and not swarm and not browser"
 
 test-slow: install           ## long fault and soak scenarios (prints their figures)
@@ -32,7 +37,7 @@ test-swarm: install          ## deploy stack.yml on a real Docker Swarm (../shar
 test-browser: install        ## the scoreboard page in headless Chromium
 	$(PY) -m pytest -m browser
 
-test-all: install            ## everything CI runs
+test-all: install go         ## everything CI runs
 	$(PY) -m pytest
 
 lint: install                ## ruff and mypy --strict

@@ -1,0 +1,3 @@
+module pingpong/bench/original
+
+go 1.19

@@ -1,0 +1,75 @@
+"""The Go original, side by side: ``bench/go-original`` built with the Go toolchain and
+run as three processes (the table, a ping player and a pong player) on 127.0.0.1.
+
+It is the original as its README and source describe it (HTTP per swing with Go's
+default client), rebuilt here because no image can be pulled; its one change is that
+the bench turns its two log lines a game off (they would go through the bench's own
+pipe, and the services log no line a game either).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+from pathlib import Path
+from typing import Final
+
+from pingpong.local import Child, free_port
+
+SOURCE: Final = Path(__file__).parent / "go-original"
+"""The Go module of the original."""
+
+BUILD_TIMEOUT: Final = 300.0
+"""Seconds ``go build`` may take (a cold build cache compiles net/http)."""
+
+
+class BuildError(Exception):
+    """``go build`` failed; the message is its one-line reason."""
+
+
+async def build(dest: str) -> str | None:
+    """Compile the original into ``dest``; its path, or None when there is no ``go``."""
+    go = shutil.which("go")
+    if go is None:
+        return None
+    binary = os.path.join(dest, "pingpong-original")
+    proc = await asyncio.create_subprocess_exec(
+        go,
+        "build",
+        "-o",
+        binary,
+        ".",
+        cwd=SOURCE,
+        env={**os.environ, "CGO_ENABLED": "0"},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    try:
+        out, _ = await asyncio.wait_for(proc.communicate(), BUILD_TIMEOUT)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        raise BuildError(f"go build of {SOURCE} took over {BUILD_TIMEOUT:g}s") from None
+    if proc.returncode != 0:
+        lines = out.decode(errors="replace").strip().splitlines() or ["no output"]
+        raise BuildError(f"go build of {SOURCE} failed: {lines[-1]}")
+    return binary
+
+
+def children(binary: str, hit_chance: int) -> tuple[list[Child], str]:
+    """The players and the table, in start order, and the table's URL."""
+    ping, pong, at = (f"127.0.0.1:{free_port()}" for _ in range(3))
+    players = [
+        Child(name, [binary, "--hit-chance", str(hit_chance), "--listen", addr], {})
+        for name, addr in (("go-ping", ping), ("go-pong", pong))
+    ]
+    endpoints = ["--ping-endpoint", f"http://{ping}/", "--pong-endpoint", f"http://{pong}/"]
+    table = Child(
+        "go-table",
+        [binary, "--mode", "server", "--listen", at, "--log-games=false", *endpoints],
+        {},
+    )
+    for child in (*players, table):
+        child.ready_line = "listening on"
+    return [*players, table], f"http://{at}/"
