@@ -42,7 +42,7 @@ from pingpong.local import (
     nats_child,
     rss_mb,
 )
-from pingpong.messages import GameRequest, encode
+from pingpong.messages import Game, GameRequest, decode, encode
 
 
 @dataclass(frozen=True)
@@ -193,6 +193,7 @@ async def run_bench(options: BenchOptions, out: TextIO = sys.stdout) -> dict[str
     """Run every measurement, print the table and the ratios; the ratios."""
     bench = Bench(out)
     samples: dict[tuple[str, int], Sample] = {}
+    split: dict[str, float] = {}
     server = find_nats_server()
     py = [sys.executable, "-m", "bench.baselines"]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -309,6 +310,9 @@ async def run_bench(options: BenchOptions, out: TextIO = sys.stdout) -> dict[str
                     if c == 1:
                         sample = await asyncio_trips(py, env, raw_url, options)
                         samples.setdefault((RAW_ASYNCIO, c), Sample(RAW_ASYNCIO, c)).add(sample)
+            if 1 in options.concurrency:
+                seconds = options.seconds / options.rounds
+                split = await split_game(http, f"http://127.0.0.1:{port}/", seconds)
             rss = {n: rss_mb(p) for n, p in {**pids, **go_pids}.items()}
         await nc.close()
         await raw_nc.close()
@@ -316,7 +320,36 @@ async def run_bench(options: BenchOptions, out: TextIO = sys.stdout) -> dict[str
         await bench.close()
     order = [FLOOR, RAW_NATS, RAW_ASYNCIO, RAW_HTTP, GO_ORIGINAL, VIA_PROXY, VIA_NATS]
     table = sorted(samples.values(), key=lambda s: (order.index(s.name), s.concurrency))
-    return report(table, rss, options, out)
+    return report(table, rss, options, out, split)
+
+
+SPLIT_GAMES: Final = 2000
+"""Most games of :func:`split_game`."""
+
+
+async def split_game(http: aiohttp.ClientSession, url: str, seconds: float) -> dict[str, float]:
+    """Where a game at 1 client through :3000 spends its time (median ms of each part),
+    from the game's own fields: ``started_at``, when the manager took the request (wall
+    clock, as this process's), and ``duration_ms``, until its result was known."""
+    parts: dict[str, list[float]] = {SPLIT_TO: [], SPLIT_IN: [], SPLIT_BACK: []}
+    end = time.monotonic() + seconds
+    for _ in range(SPLIT_GAMES):
+        if time.monotonic() >= end:
+            break
+        sent = time.time()
+        async with http.get(url, params={"format": "json"}) as r:
+            data = await r.read()
+        answered = time.time()
+        if r.status != 200:
+            continue
+        game = decode(Game, data)
+        taken = game.started_at.timestamp()
+        known = taken + game.duration_ms / 1000
+        for times, part in zip(
+            parts.values(), (taken - sent, known - taken, answered - known), strict=True
+        ):
+            times.append(part * 1000)
+    return {key: statistics.median(v) for key, v in parts.items() if v}
 
 
 async def asyncio_trips(
@@ -343,6 +376,11 @@ REFERENCE_TRIPS: Final = 2.0 / 0.54
 """The issue's 2 ms in its machine's sequential raw nats-py round trips (0.54 ms each,
 nats-py as it comes). Context only: the target, 2x the Go original's median game, is
 read against the Go original measured in the same rounds."""
+
+SPLIT_TO: Final = "split_to_manager_ms"
+SPLIT_IN: Final = "split_in_manager_ms"
+SPLIT_BACK: Final = "split_stored_and_answered_ms"
+"""The parts of a game at 1 client (:func:`split_game`), in the ratios."""
 
 RAW_NATS: Final = "raw nats req/reply"
 RAW_ASYNCIO: Final = "raw nats on asyncio"
@@ -372,7 +410,11 @@ def _find(samples: Sequence[Sample], name: str, c: int) -> Sample | None:
 
 
 def report(
-    samples: Sequence[Sample], rss: dict[str, float], options: BenchOptions, out: TextIO
+    samples: Sequence[Sample],
+    rss: dict[str, float],
+    options: BenchOptions,
+    out: TextIO,
+    split: dict[str, float] | None = None,
 ) -> dict[str, float]:
     """Print the table, CPU and RSS per process, and the ratios to the baselines."""
     say(
@@ -445,6 +487,7 @@ def report(
             trips = _find(samples, name, one.concurrency)
             if trips and trips.pct(0.5):
                 ratios[key] = median / trips.pct(0.5)
+    ratios.update(split or {})  # context for the median game, no targets
     if one and proxy and one.cpu_per_op_ms:
         ratios["cpu_per_game_top_vs_1"] = proxy.cpu_per_op_ms / one.cpu_per_op_ms
     if rss:
@@ -461,6 +504,9 @@ def report(
         "median_game_vs_original": "median game at 1 client / the Go original's   [<= 2]",
         "median_game_ms_1_client": "median game at 1 client, ms (no target here)",
         "original_median_game_ms": "  the Go original's, ms",
+        SPLIT_TO: "  ours: to the manager (HTTP, proxy, NATS), ms",
+        SPLIT_IN: "  ours: in the manager (players' answers in), ms",
+        SPLIT_BACK: "  ours: stored and answered (JetStream, NATS, HTTP), ms",
         "median_game_in_asyncio_trips": "  in raw nats-py round trips on plain asyncio "
         f"(issue's machine: {REFERENCE_TRIPS:.1f})",
         "median_game_in_raw_trips": "  in raw nats-py round trips on uvloop",

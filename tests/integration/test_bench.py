@@ -37,6 +37,9 @@ async def test_the_bench_prints_figures_and_ratios_to_the_baselines_and_the_go_o
         "median_game_in_raw_trips",
         "median_game_in_asyncio_trips",
         "max_service_rss_mb",
+        "split_to_manager_ms",  # where a game at 1 client spends its time
+        "split_in_manager_ms",
+        "split_stored_and_answered_ms",
     }
     assert all(v > 0 for v in ratios.values())
     assert "games/s via :3000 / bare aiohttp req/s at 4" in text
