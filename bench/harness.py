@@ -31,6 +31,7 @@ import aiohttp
 from nats.aio.client import Client
 
 from bench import original
+from bench.process import output
 from pingpong import bus, subjects
 from pingpong.local import (
     Child,
@@ -357,17 +358,9 @@ async def asyncio_trips(
 ) -> Sample:
     """One round of sequential raw round trips on plain asyncio, from a process of its own."""
     seconds = options.seconds / options.rounds
-    proc = await asyncio.create_subprocess_exec(
-        *py, "trips", url, str(seconds), env=env, stdout=asyncio.subprocess.PIPE
+    out = await output(
+        *py, "trips", url, str(seconds), timeout=seconds + 30, what="bench.baselines trips", env=env
     )
-    try:
-        out, _ = await asyncio.wait_for(proc.communicate(), seconds + 30)
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-    if proc.returncode != 0:
-        raise RuntimeError(f"bench.baselines trips exited with status {proc.returncode}")
     latencies: list[float] = json.loads(out)
     return Sample(RAW_ASYNCIO, 1, ops=len(latencies), elapsed=sum(latencies), latencies=latencies)
 
@@ -439,15 +432,15 @@ def report(
     say(out)
     top = max(options.concurrency)
     proxy = _find(samples, VIA_PROXY, top)
-    if proxy is not None:
-        say(out, f"CPU seconds per process at {top} concurrent games via :3000, and RSS:")
-        for name, cpu in proxy.cpu.items():
-            say(out, f"  {name:<12} cpu {cpu:6.2f}s   rss {rss.get(name, 0):6.1f} MB")
     go = _find(samples, GO_ORIGINAL, top)
-    if go is not None:
-        say(out, f"the same for the Go original at {top} concurrent games:")
-        for name, cpu in go.cpu.items():
-            say(out, f"  {name:<12} cpu {cpu:6.2f}s   rss {rss.get(name, 0):6.1f} MB")
+    for sample, title in (
+        (proxy, f"CPU seconds per process at {top} concurrent games via :3000, and RSS:"),
+        (go, f"the same for the Go original at {top} concurrent games:"),
+    ):
+        if sample is not None:
+            say(out, title)
+            for name, cpu in sample.cpu.items():
+                say(out, f"  {name:<12} cpu {cpu:6.2f}s   rss {rss.get(name, 0):6.1f} MB")
     ratios: dict[str, float] = {}
     spread: dict[str, tuple[float, float]] = {}
 

@@ -15,6 +15,7 @@ import shutil
 from pathlib import Path
 from typing import Final
 
+from bench.process import output
 from pingpong.local import Child, free_port
 
 SOURCE: Final = Path(__file__).parent / "go-original"
@@ -24,36 +25,27 @@ BUILD_TIMEOUT: Final = 300.0
 """Seconds ``go build`` may take (a cold build cache compiles net/http)."""
 
 
-class BuildError(Exception):
-    """``go build`` failed; the message is its one-line reason."""
-
-
 async def build(dest: str) -> str | None:
-    """Compile the original into ``dest``; its path, or None when there is no ``go``."""
+    """Compile the original into ``dest``; its path, or None when there is no ``go``.
+
+    Raises :class:`RuntimeError` (one line) if ``go build`` fails.
+    """
     go = shutil.which("go")
     if go is None:
         return None
     binary = os.path.join(dest, "pingpong-original")
-    proc = await asyncio.create_subprocess_exec(
+    await output(
         go,
         "build",
         "-o",
         binary,
         ".",
+        timeout=BUILD_TIMEOUT,
+        what=f"go build of {SOURCE}",
         cwd=SOURCE,
         env={**os.environ, "CGO_ENABLED": "0"},
-        stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
     )
-    try:
-        out, _ = await asyncio.wait_for(proc.communicate(), BUILD_TIMEOUT)
-    except TimeoutError:
-        proc.kill()
-        await proc.wait()
-        raise BuildError(f"go build of {SOURCE} took over {BUILD_TIMEOUT:g}s") from None
-    if proc.returncode != 0:
-        lines = out.decode(errors="replace").strip().splitlines() or ["no output"]
-        raise BuildError(f"go build of {SOURCE} failed: {lines[-1]}")
     return binary
 
 

@@ -5,11 +5,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import signal
 import sys
 from pathlib import Path
 
 from pingpong.local import Child, Supervisor, free_port, rss_mb
+
+GO: bool = bool(os.environ.get("CI") or shutil.which("go"))
+"""The Go original can be built: CI always has Go (``make go`` installs it)."""
 
 
 class ProcessStack:

@@ -3,13 +3,9 @@
 from __future__ import annotations
 
 import io
-import os
-import shutil
 
 from bench import BenchOptions, run_bench
-
-GO: bool = bool(os.environ.get("CI") or shutil.which("go"))
-"""The Go original is measured: CI has Go (the Makefile installs it), so it must be there."""
+from tests.processes import GO
 
 
 async def test_the_bench_prints_figures_and_ratios_to_the_baselines_and_the_go_original() -> None:

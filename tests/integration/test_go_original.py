@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import os
-import shutil
 import tempfile
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -15,11 +13,9 @@ import pytest
 
 from bench import original
 from pingpong.local import Supervisor
+from tests.processes import GO
 
-pytestmark = pytest.mark.skipif(
-    not (os.environ.get("CI") or shutil.which("go")),
-    reason="no Go toolchain (make go installs it; CI always has it)",
-)
+pytestmark = pytest.mark.skipif(not GO, reason="no Go toolchain (make go installs it)")
 
 Table = Callable[[int], AbstractAsyncContextManager[str]]
 
