@@ -115,6 +115,9 @@ REQUEST_CACHE: Final = 64
 STORE_RETRY: Final = 0.25
 """Seconds between two tries to store a final event."""
 
+EARLY_ANSWER: Final = {subjects.EARLY_HEADER: "1"}
+"""The header of an early answer: the game, before the stream has acked it."""
+
 INTERNAL_ERROR: Final = "internal error in the manager"
 """The answer to a game that failed on a bug (its traceback is in the log)."""
 
@@ -133,6 +136,7 @@ class _Game:
 
     __slots__ = (
         "done",
+        "early",
         "ended",
         "game_id",
         "pulse",
@@ -145,11 +149,15 @@ class _Game:
         "timer",
     )
 
-    def __init__(self, game_id: str, rally: Rally, msg: Msg, pulse: str | None) -> None:
+    def __init__(
+        self, game_id: str, rally: Rally, msg: Msg, pulse: str | None, early: bool
+    ) -> None:
         self.game_id = game_id
         self.rally = rally
         self.reply = msg.reply
         self.pulse = pulse
+        self.early = early
+        """True if the requester takes the game before it is stored (``Pingpong-Early``)."""
         self.start = time.perf_counter()
         self.started_at = now()
         self.strokes: list[bytes] = []  # their JSON, written once for the events and the game
@@ -189,6 +197,7 @@ class _Final:
     error: tuple[int, str] = (503, "")
     deadline: float = 0.0
     tries: int = 0
+    early: bool = False  # answered already; the requester hears the first try's ack too
 
 
 class Manager:
@@ -212,6 +221,8 @@ class Manager:
         self._tasks: set[asyncio.Task[None]] = set()  # the rare paths: aborts, store retries
         self._pulse = Pulse(nc)
         self._inbox = bus.Inbox(nc)
+        self._token = nc.new_inbox().rpartition(".")[2]  # names this manager's stored acks
+        self._acks: dict[str, tuple[_Final, asyncio.TimerHandle]] = {}  # of early answers
         self._requests: dict[bytes, GameRequest] = {}
         self._replies: dict[bytes, SwingReply] = {}
         alone = settings.batch_games == 1
@@ -242,7 +253,14 @@ class Manager:
         limits = self.limits
         if request.max_rounds is not None:
             limits = dataclasses.replace(limits, max_rounds=request.max_rounds)
-        game = _Game(game_id, Rally(game_id, limits), msg, self._pulse.watch(msg))
+        early = msg.headers is not None and subjects.EARLY_HEADER in msg.headers
+        game = _Game(
+            game_id,
+            Rally(game_id, limits),
+            msg,
+            self._pulse.watch(msg),
+            early and subjects.early_reply(msg.reply),
+        )
         self._games.add(game)
         self._idle.clear()
         game.timer = self._loop.call_later(self.settings.game_timeout, self._timed_out, game)
@@ -415,6 +433,9 @@ class Manager:
             return
         if not final.tries:
             final.deadline = self._loop.time() + self.settings.store_timeout
+            if game.early and final.answer is not None and game.reply is not None:
+                await self._store_early(final, subject, headers, game.reply)
+                return
         final.tries += 1
         try:
             await self._inbox.send(
@@ -426,6 +447,38 @@ class Manager:
             )
         except nats.errors.Error as e:
             await self._not_stored(final, e)
+
+    async def _store_early(
+        self, final: _Final, subject: str, headers: dict[str, str], reply: str
+    ) -> None:
+        """The first try for a requester that asked for an early answer: the stream acks to
+        it as well as to us (:func:`~pingpong.subjects.stored_subject`), and the game is
+        answered now, in the same write. On that ack the requester answers its own client;
+        if the ack says not stored (or none comes), :meth:`_stored` tries again as usual."""
+        final.tries = 1
+        final.early = True
+        ack = subjects.stored_subject(reply, self._token)
+        timer = self._loop.call_later(min(2.0, self.settings.store_timeout), self._ack_missing, ack)
+        self._acks[ack] = (final, timer)
+        try:
+            await self.nc.publish(subject, final.event, reply=ack, headers=headers)
+            await self.nc.publish(reply, final.answer or b"", headers=EARLY_ANSWER)
+        except nats.errors.Error as e:
+            if self._acks.pop(ack, None) is not None:
+                timer.cancel()
+                await self._not_stored(final, e)
+
+    async def on_stored(self, msg: Msg) -> None:
+        """Subscription callback: the stream's ack of an early-answered game."""
+        entry = self._acks.pop(msg.subject, None)
+        if entry is not None:
+            entry[1].cancel()
+            await self._guard(entry[0].game, self._stored(entry[0], msg))
+
+    def _ack_missing(self, ack: str) -> None:
+        entry = self._acks.pop(ack, None)
+        if entry is not None:
+            self._spawn(entry[0].game, self._stored(entry[0], None))
 
     async def _stored(self, final: _Final, msg: Msg | None) -> None:
         try:
@@ -442,6 +495,9 @@ class Manager:
                 final.tries,
                 extra={"game_id": final.game.game_id},
             )
+        elif final.early:  # the requester heard this same ack: it has its answer
+            self._end(final.game)
+            return
         await self._answer(final)
 
     async def _not_stored(self, final: _Final, e: Exception) -> None:
@@ -511,6 +567,11 @@ class Manager:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    @property
+    def stored_acks(self) -> str:
+        """The subject of the stream's acks of this manager's early-answered games."""
+        return subjects.stored_acks(self._token)
+
     async def use_event_log(self, stop: asyncio.Event) -> None:
         """Store final events through JetStream once the stream is there (retried)."""
         js = self.nc.jetstream(timeout=2.0)
@@ -533,6 +594,7 @@ async def serve(
     try:
         manager = Manager(nc, settings, instance)  # core NATS until the stream is there
         log_ready = asyncio.create_task(manager.use_event_log(stop))
+        await nc.subscribe(manager.stored_acks, cb=manager.on_stored)
         sub = await nc.subscribe(
             subjects.GAME_PLAY, queue=subjects.MANAGER_QUEUE, cb=manager.on_request
         )

@@ -6,6 +6,13 @@ for heartbeats (``Pingpong-Heartbeat`` header) on its own reply subscription,
 so a manager that goes silent is given up after ``silence`` seconds and a lost
 connection fails every waiting request at once.
 
+It also asks for the game early (``Pingpong-Early`` header): the manager answers
+as soon as the game is played, and the event log's ack of the game's result
+comes to this client as well as to the manager. The game is handed on only once
+that ack says stored, so an answered game is in the log, one NATS hop sooner
+than waiting for the manager to hear the ack and answer. Any other ack is left
+to the manager, which tries again and answers again.
+
 No responders is answered at once, except just after games were being played:
 then the managers are most likely moving to another server of a cluster, and the
 request is retried for up to ``FAILOVER_GRACE`` seconds.
@@ -20,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 import nats.errors
+import nats.js.errors
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
@@ -48,6 +56,19 @@ class LostConnectionError(Exception):
 class _Waiting:
     future: asyncio.Future[Msg]
     heard: float = field(default=0.0)
+    early: Msg | None = None
+    """The manager's early answer, held until the event log's ack says stored."""
+    stored: bool | None = None
+    """What that ack said (None: none yet)."""
+
+
+def _says_stored(ack: Msg) -> bool:
+    """True if the stream's ack says the message is stored (duplicates included)."""
+    try:
+        bus.stored_sequence(ack)
+    except (nats.errors.Error, nats.js.errors.APIError):
+        return False
+    return True
 
 
 class GameClient:
@@ -60,7 +81,7 @@ class GameClient:
         self._tokens = itertools.count()  # a reply subject a request: the prefix is this client's
         self._waiting: dict[str, _Waiting] = {}
         self._sub: Subscription | None = None
-        self._headers = {subjects.HEARTBEAT_HEADER: str(HEARTBEAT)}
+        self._headers = {subjects.HEARTBEAT_HEADER: str(HEARTBEAT), subjects.EARLY_HEADER: "1"}
         self._loop = asyncio.get_running_loop()
         self._answered = -FAILOVER_WINDOW  # loop time of the last manager answer
 
@@ -71,18 +92,32 @@ class GameClient:
 
     async def start(self) -> None:
         """Subscribe to this client's reply subjects (kept across reconnects by nats-py)."""
-        sub = await self.nc.subscribe(f"{self._prefix}.*", cb=self._on_reply)
+        sub = await self.nc.subscribe(f"{self._prefix}.>", cb=self._on_reply)
         await bus.sync(self.nc)
         self._sub = sub
 
     async def _on_reply(self, msg: Msg) -> None:
-        waiting = self._waiting.get(msg.subject[len(self._prefix) + 1 :])
+        token, _, stored = msg.subject[len(self._prefix) + 1 :].partition(".")
+        waiting = self._waiting.get(token)
         if waiting is None or waiting.future.done():
             return
         waiting.heard = self._loop.time()
+        if stored:  # the event log's ack of the game the manager answered early
+            waiting.stored = _says_stored(msg)
+            if waiting.stored and waiting.early is not None:
+                waiting.future.set_result(waiting.early)
+            return  # not stored: the manager tries again and answers again
         headers = msg.headers
-        if headers and subjects.HEARTBEAT_HEADER in headers and not msg.data:
-            return  # still playing
+        if headers:
+            if subjects.HEARTBEAT_HEADER in headers and not msg.data:
+                return  # still playing
+            if subjects.EARLY_HEADER in headers and waiting.early is None:
+                self._answered = waiting.heard
+                if waiting.stored:
+                    waiting.future.set_result(msg)
+                else:
+                    waiting.early = msg
+                return
         if msg.data:  # a manager's answer, not the server's no-responders status
             self._answered = waiting.heard
         waiting.future.set_result(msg)
