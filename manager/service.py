@@ -2,11 +2,13 @@
 
 A game in play is a :class:`~manager.rally.Rally` and a few fields, not a task;
 at most ``MAX_GAMES`` at once. The swings its games ask of a side in one turn of
-the loop go as one request to ``<side>.swings`` (``BATCH_GAMES=1``: one request a
-swing to ``<side>.swing``), and the answer plays every game in it on: its strokes
-go out as ``rally.<game_id>.swing`` events, in order. A game that is over has its
-final event stored through JetStream with ``Nats-Msg-Id`` (a retry is stored
-once) and is answered when the stream has acked it. Strokes, events and games are
+the loop go as one request to ``<side>.swings`` (a lone one, or all with
+``BATCH_GAMES=1``: one request a swing to ``<side>.swing``), and the answer plays
+every game in it on: its strokes go out as ``rally.<game_id>.swing`` events, in
+order. A game that is over has its final event stored through JetStream with
+``Nats-Msg-Id`` (a retry is stored once) and is answered when the stream has acked
+it; a requester that asks for it early (``Pingpong-Early``) has the game at once
+and hears that ack itself. Strokes, events and games are
 written as JSON by hand (``messages.stroke_json`` and the rest, tested equal to
 pydantic's bytes).
 """
@@ -296,6 +298,9 @@ class Manager:
         swing = subjects.swing_subject(side)
 
         async def send_batch(items: list[_Swing]) -> None:
+            if len(items) == 1:  # a lone swing: the smaller request, and its reply cached
+                await send_one(items)
+                return
             payload = swing_batch_json((i.game.game_id, i.ask.first, i.ask.count) for i in items)
             reply = _read(side, SwingBatchReply, await self._ask(side, swings, payload))
             if reply.side != side or len(reply.results) != len(items):

@@ -102,7 +102,7 @@ class Settings(BaseModel):
         le=MAX_BATCH_GAMES,
         description="Games whose swings the manager sends to a side in one request on "
         "`<side>.swings`, gathered in one turn of its event loop "
-        "(1: a request per game on `<side>.swing`).",
+        "(a lone game's, and all with 1: a request per game on `<side>.swing`).",
     )
     game_timeout: float = Field(default=10.0, gt=0, le=600, description="Seconds a game may last.")
     store_timeout: float = Field(

@@ -21,23 +21,29 @@ Answer = Callable[[Msg, int], Awaitable[None]]
 
 
 async def fake_ping(nc: Client, answer: Answer) -> list[Msg]:
-    """A ping player in the ``ping`` queue group on ``ping.swings``; the batches it got."""
+    """A ping player in the ``ping`` queue group on ``ping.swing`` and ``ping.swings``;
+    the requests it got."""
     got: list[Msg] = []
 
-    async def on_batch(msg: Msg) -> None:
+    async def on_request(msg: Msg) -> None:
         got.append(msg)
         await answer(msg, len(got))
 
-    await nc.subscribe(subjects.swings_subject("ping"), queue="ping", cb=on_batch)
+    for subject in (subjects.swing_subject("ping"), subjects.swings_subject("ping")):
+        await nc.subscribe(subject, queue="ping", cb=on_request)
     await nc.flush()
     return got
 
 
 def honest_hits(msg: Msg, extra: int = 0) -> bytes:
-    """Every swing of the batch a HIT (``extra``: that many result lists too many)."""
-    swings = json.loads(msg.data)["swings"]
-    results = [["HIT"] * s["count"] for s in swings]
-    results += results[:1] * extra
+    """Every swing asked a HIT (``extra``: that many results, or result lists, too many)."""
+    request = json.loads(msg.data)
+    results: list[object]
+    if "swings" in request:  # a batch: a list of results a swing
+        results = [["HIT"] * s["count"] for s in request["swings"]]
+        results += results[:1] * extra
+    else:
+        results = ["HIT"] * (request["count"] + extra)
     return json.dumps({"v": 1, "side": "ping", "instance": "fake@t", "results": results}).encode()
 
 
@@ -50,7 +56,7 @@ def error_of(msg: Msg) -> tuple[str, str]:
     return msg.headers[ERROR_CODE_HEADER], msg.headers[ERROR_HEADER]
 
 
-async def test_a_batch_answered_with_results_for_other_swings_is_asked_again_and_played(
+async def test_an_answer_with_results_for_other_swings_is_asked_again_and_played(
     services: Services, nc: Client
 ) -> None:
     async def wrong_then_honest(msg: Msg, n: int) -> None:
