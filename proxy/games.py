@@ -33,8 +33,6 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
 from pingpong import bus, subjects
-from pingpong.errors import BadMessageError, RemoteError
-from pingpong.messages import Game, decode
 
 HEARTBEAT: Final = 0.5
 """Seconds between a manager's heartbeats, asked for with each request."""
@@ -54,24 +52,12 @@ class LostConnectionError(Exception):
     """The NATS connection dropped while the game was waited for."""
 
 
-Answer = tuple[Game, bytes]
-"""A played game and its JSON, as the manager wrote it."""
-
-
-def read_answer(msg: Msg) -> Answer:
-    """The game a manager answered; raises :class:`~pingpong.errors.RemoteError` for its
-    error answer, :class:`~pingpong.errors.BadMessageError` for a malformed one."""
-    bus.raise_for_error(msg)
-    return decode(Game, msg.data), msg.data
-
-
 @dataclass
 class _Waiting:
-    future: asyncio.Future[Answer]
+    future: asyncio.Future[Msg]
     heard: float = field(default=0.0)
-    early: Answer | None = None
-    """The manager's early answer (read while the stream stores it), held until the event
-    log's ack says stored."""
+    early: Msg | None = None
+    """The manager's early answer, held until the event log's ack says stored."""
     stored: bool | None = None
     """What that ack said (None: none yet)."""
 
@@ -125,19 +111,16 @@ class GameClient:
         if headers:
             if subjects.HEARTBEAT_HEADER in headers and not msg.data:
                 return  # still playing
-            if bus.is_no_responders(msg):
-                waiting.future.set_exception(nats.errors.NoRespondersError())
+            if subjects.EARLY_HEADER in headers and waiting.early is None:
+                self._answered = waiting.heard
+                if waiting.stored:
+                    waiting.future.set_result(msg)
+                else:
+                    waiting.early = msg
                 return
-        self._answered = waiting.heard
-        try:
-            answer = read_answer(msg)
-        except (RemoteError, BadMessageError) as e:
-            waiting.future.set_exception(e)
-            return
-        if headers and subjects.EARLY_HEADER in headers and not waiting.stored:
-            waiting.early = answer  # held until the stream's ack says stored
-            return
-        waiting.future.set_result(answer)
+        if msg.data:  # a manager's answer, not the server's no-responders status
+            self._answered = waiting.heard
+        waiting.future.set_result(msg)
 
     async def reconnected(self, within: float) -> bool:
         """True once the connection is back within ``within`` seconds."""
@@ -154,10 +137,9 @@ class GameClient:
             if not waiting.future.done():
                 waiting.future.set_exception(LostConnectionError())
 
-    async def request(self, payload: bytes, timeout: float) -> Answer:
-        """The game the manager played; raises what :func:`read_answer` raises,
-        ``nats.errors.NoRespondersError``, ``nats.errors.TimeoutError``,
-        :class:`ManagerSilentError` or :class:`LostConnectionError`.
+    async def request(self, payload: bytes, timeout: float) -> Msg:
+        """The manager's reply (maybe an error reply); raises ``nats.errors.NoRespondersError``,
+        ``nats.errors.TimeoutError``, :class:`ManagerSilentError` or :class:`LostConnectionError`.
         """
         loop = self._loop
         give_up = loop.time() + FAILOVER_GRACE
@@ -170,7 +152,7 @@ class GameClient:
                     raise
             await asyncio.sleep(0.05)
 
-    async def _request(self, payload: bytes, timeout: float) -> Answer:
+    async def _request(self, payload: bytes, timeout: float) -> Msg:
         token = str(next(self._tokens))
         loop = self._loop
         now = loop.time()
@@ -196,7 +178,10 @@ class GameClient:
             await self.nc.publish(
                 subjects.GAME_PLAY, payload, reply=f"{self._prefix}.{token}", headers=self._headers
             )
-            return await waiting.future
+            msg = await waiting.future
         finally:
             timer.cancel()
             del self._waiting[token]
+        if bus.is_no_responders(msg):
+            raise nats.errors.NoRespondersError
+        return msg

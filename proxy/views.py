@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from typing import Final
@@ -10,8 +9,9 @@ from typing import Final
 import nats.errors
 from aiohttp import web
 
+from pingpong import bus
 from pingpong.errors import BadMessageError, RemoteError
-from pingpong.messages import Game, GameRequest, encode
+from pingpong.messages import Game, GameRequest, decode, encode
 from proxy.games import LostConnectionError, ManagerSilentError
 from proxy.keys import GAMES, METRICS, NATS, SETTINGS
 from proxy.middlewares import error
@@ -79,8 +79,7 @@ async def play(request: web.Request) -> web.Response:
         metrics.failed(result.status)
         return result
     game, data = result
-    # counted in the next turn of the loop, once the answer is on its way
-    asyncio.get_running_loop().call_soon(metrics.game, game, time.perf_counter() - t0)
+    metrics.game(game, time.perf_counter() - t0)
     headers = {"X-Game-Id": game.game_id}
     if as_json:
         return web.Response(body=data, content_type="application/json", headers=headers)
@@ -95,16 +94,18 @@ async def _play(app: web.Application, payload: bytes) -> tuple[Game, bytes] | we
     timeout = app[SETTINGS].answer_timeout
     try:
         try:
-            return await games.request(payload, timeout)
+            msg = await games.request(payload, timeout)
         except ManagerSilentError:  # it died mid-game: the game never counted, play it anew
             log.warning("a manager went silent mid-game; asking another")
             app[METRICS].replays.inc()
-            return await games.request(payload, timeout)
+            msg = await games.request(payload, timeout)
         except LostConnectionError:  # to one server of a cluster: the client moves on at once
             if not await games.reconnected(RECONNECT_GRACE):
                 raise
             app[METRICS].replays.inc()
-            return await games.request(payload, timeout)
+            msg = await games.request(payload, timeout)
+        bus.raise_for_error(msg)
+        return decode(Game, msg.data), msg.data
     except nats.errors.NoRespondersError:
         return error(503, "no manager is running", {"Retry-After": "1"})
     except ManagerSilentError:
