@@ -50,31 +50,43 @@ class Requester:
         raise AssertionError("the manager never answered early")
 
 
-async def test_an_early_answer_comes_before_the_streams_ack_which_the_requester_hears_too(
-    services: Services, nc: Client
-) -> None:
+@pytest.fixture
+async def requester(services: Services, nc: Client) -> Requester:
+    """A requester on ``nc``, with a game's services up."""
     await services.game(players=1)
     requester = Requester(nc)
     await requester.start()
-    reply, answer, ack = await requester.early_game()
-    assert answer.subject == reply
-    game = decode(Game, answer.data)
-    assert ack.subject.startswith(f"{reply}.stored.")
-    stored = await nc.jetstream().get_msg(subjects.STREAM, bus.stored_sequence(ack))
+    return requester
+
+
+async def assert_stored(nc: Client, game: Game, seq: int | None = None) -> None:
+    """``game``'s finished event is in the log (at ``seq`` if given)."""
+    js = nc.jetstream()
+    if seq is None:
+        subject = subjects.rally_subject(game.game_id, "finished")
+        stored = await js.get_last_msg(subjects.STREAM, subject)
+    else:
+        stored = await js.get_msg(subjects.STREAM, seq)
     assert stored.subject == subjects.rally_subject(game.game_id, "finished")
     event = decode_event(stored.data or b"")
     assert isinstance(event, RallyFinished)
     assert event.game == game
+
+
+async def test_an_early_answer_comes_before_the_streams_ack_which_the_requester_hears_too(
+    requester: Requester, nc: Client
+) -> None:
+    reply, answer, ack = await requester.early_game()
+    assert answer.subject == reply
+    assert ack.subject.startswith(f"{reply}.stored.")
+    await assert_stored(nc, decode(Game, answer.data), bus.stored_sequence(ack))
     with pytest.raises(TimeoutError):  # the ack said stored: the manager does not answer again
         await requester.next(timeout=0.5)
 
 
 async def test_an_early_answer_the_stream_did_not_store_is_answered_again_once_stored(
-    services: Services, nc: Client
+    requester: Requester, nc: Client
 ) -> None:
-    await services.game(players=1)
-    requester = Requester(nc)
-    await requester.start()
     await requester.early_game()  # the manager stores through the stream now
     js = nc.jetstream()
     await js.delete_stream(subjects.STREAM)  # as while a cluster elects a stream leader
@@ -89,30 +101,17 @@ async def test_an_early_answer_the_stream_did_not_store_is_answered_again_once_s
     assert again.subject == reply
     assert not again.headers  # the answer as without the header: the game, now stored
     assert again.data == answer.data
-    game = decode(Game, again.data)
-    stored = await js.get_last_msg(
-        subjects.STREAM, subjects.rally_subject(game.game_id, "finished")
-    )
-    event = decode_event(stored.data or b"")
-    assert isinstance(event, RallyFinished)
-    assert event.game == game
+    await assert_stored(nc, decode(Game, again.data))
 
 
 async def test_a_request_without_the_header_is_answered_once_after_its_result_is_stored(
-    services: Services, nc: Client
+    requester: Requester, nc: Client
 ) -> None:
-    await services.game(players=1)
-    requester = Requester(nc)
-    await requester.start()
     await requester.early_game()  # the stream is there
     await nc.publish(subjects.GAME_PLAY, b"", reply=f"{INBOX}.plain")
     answer = await requester.next()
     assert answer.subject == f"{INBOX}.plain"
     assert not answer.headers
-    game = decode(Game, answer.data)
-    stored = await nc.jetstream().get_last_msg(
-        subjects.STREAM, subjects.rally_subject(game.game_id, "finished")
-    )
-    assert stored.data is not None
+    await assert_stored(nc, decode(Game, answer.data))
     with pytest.raises(TimeoutError):  # no ack of the stream comes to it
         await requester.next(timeout=0.5)
