@@ -222,9 +222,8 @@ class Manager:
         self._idle.set()
         self._tasks: set[asyncio.Task[None]] = set()  # the rare paths: aborts, store retries
         self._pulse = Pulse(nc)
-        self._inbox = bus.Inbox(nc)
         self._token = nc.new_inbox().rpartition(".")[2]  # names this manager's stored acks
-        self._acks: dict[str, tuple[_Final, asyncio.TimerHandle]] = {}  # of early answers
+        self._inbox = bus.Inbox(nc, replies=subjects.stored_acks(self._token))
         self._requests: dict[bytes, GameRequest] = {}
         self._replies: dict[bytes, SwingReply] = {}
         alone = settings.batch_games == 1
@@ -436,11 +435,12 @@ class Manager:
             await self.nc.publish(subject, final.event, headers=headers)
             await self._answer(final)
             return
+        reply = None  # the stream's ack comes to us alone
         if not final.tries:
             final.deadline = self._loop.time() + self.settings.store_timeout
             if game.early and final.answer is not None and game.reply is not None:
-                await self._store_early(final, subject, headers, game.reply)
-                return
+                final.early = True  # ... and to the requester, answered in the same write
+                reply = subjects.stored_subject(game.reply, self._token)
         final.tries += 1
         try:
             await self._inbox.send(
@@ -449,41 +449,16 @@ class Manager:
                 min(2.0, self.settings.store_timeout),
                 lambda msg: self._guard(game, self._stored(final, msg)),
                 headers,
+                reply=reply,
             )
         except nats.errors.Error as e:
             await self._not_stored(final, e)
-
-    async def _store_early(
-        self, final: _Final, subject: str, headers: dict[str, str], reply: str
-    ) -> None:
-        """The first try for a requester that asked for an early answer: the stream acks to
-        it as well as to us (:func:`~pingpong.subjects.stored_subject`), and the game is
-        answered now, in the same write. On that ack the requester answers its own client;
-        if the ack says not stored (or none comes), :meth:`_stored` tries again as usual."""
-        final.tries = 1
-        final.early = True
-        ack = subjects.stored_subject(reply, self._token)
-        timer = self._loop.call_later(min(2.0, self.settings.store_timeout), self._ack_missing, ack)
-        self._acks[ack] = (final, timer)
-        try:
-            await self.nc.publish(subject, final.event, reply=ack, headers=headers)
-            await self.nc.publish(reply, final.answer or b"", headers=EARLY_ANSWER)
-        except nats.errors.Error as e:
-            if self._acks.pop(ack, None) is not None:
-                timer.cancel()
-                await self._not_stored(final, e)
-
-    async def on_stored(self, msg: Msg) -> None:
-        """Subscription callback: the stream's ack of an early-answered game."""
-        entry = self._acks.pop(msg.subject, None)
-        if entry is not None:
-            entry[1].cancel()
-            await self._guard(entry[0].game, self._stored(entry[0], msg))
-
-    def _ack_missing(self, ack: str) -> None:
-        entry = self._acks.pop(ack, None)
-        if entry is not None:
-            self._spawn(entry[0].game, self._stored(entry[0], None))
+            return
+        if reply is not None and game.reply is not None:
+            try:
+                await self.nc.publish(game.reply, final.answer or b"", headers=EARLY_ANSWER)
+            except nats.errors.Error:
+                final.early = False  # not answered: answered once stored, as without the header
 
     async def _stored(self, final: _Final, msg: Msg | None) -> None:
         try:
@@ -572,11 +547,6 @@ class Manager:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    @property
-    def stored_acks(self) -> str:
-        """The subject of the stream's acks of this manager's early-answered games."""
-        return subjects.stored_acks(self._token)
-
     async def use_event_log(self, stop: asyncio.Event) -> None:
         """Store final events through JetStream once the stream is there (retried)."""
         js = self.nc.jetstream(timeout=2.0)
@@ -599,7 +569,6 @@ async def serve(
     try:
         manager = Manager(nc, settings, instance)  # core NATS until the stream is there
         log_ready = asyncio.create_task(manager.use_event_log(stop))
-        await nc.subscribe(manager.stored_acks, cb=manager.on_stored)
         sub = await nc.subscribe(
             subjects.GAME_PLAY, queue=subjects.MANAGER_QUEUE, cb=manager.on_request
         )

@@ -172,13 +172,19 @@ class Inbox:
     of ``asyncio.wait_for``. :meth:`send` hands the reply to a callback instead, so a
     caller with many requests out needs no task or future for each. The subscription
     is made on first use and kept across reconnects by nats-py.
+
+    ``replies``, a wildcard of the caller's, takes the replies to :meth:`send` with a
+    ``reply`` subject of its own (a subject some other party hears as well); those are
+    matched by their whole subject.
     """
 
-    def __init__(self, nc: Client) -> None:
+    def __init__(self, nc: Client, replies: str | None = None) -> None:
         self.nc = nc
         self._prefix = nc.new_inbox()
         self._skip = len(self._prefix) + 1
+        self._replies = replies
         self._waiting: dict[str, asyncio.Future[Msg]] = {}
+        # by token, or by whole subject for a given reply subject (tokens have no dots)
         self._handlers: dict[str, tuple[ReplyHandler, asyncio.TimerHandle]] = {}
         self._tokens = itertools.count()
         self._sub: asyncio.Future[Subscription] | None = None
@@ -186,10 +192,14 @@ class Inbox:
 
     async def _subscribe(self) -> Subscription:
         if self._sub is None:
-            self._sub = asyncio.ensure_future(
-                self.nc.subscribe(f"{self._prefix}.*", cb=self._on_reply)
-            )
+            self._sub = asyncio.ensure_future(self._subscribe_once())
         return await asyncio.shield(self._sub)
+
+    async def _subscribe_once(self) -> Subscription:
+        sub = await self.nc.subscribe(f"{self._prefix}.*", cb=self._on_reply)
+        if self._replies is not None:
+            await self.nc.subscribe(self._replies, cb=self._on_given_reply)
+        return sub
 
     async def _on_reply(self, msg: Msg) -> None:
         token = msg.subject[self._skip :]
@@ -198,7 +208,13 @@ class Inbox:
             if not future.done():
                 future.set_result(msg)
             return
-        handler = self._handlers.pop(token, None)
+        await self._handle(token, msg)
+
+    async def _on_given_reply(self, msg: Msg) -> None:
+        await self._handle(msg.subject, msg)
+
+    async def _handle(self, key: str, msg: Msg) -> None:
+        handler = self._handlers.pop(key, None)
         if handler is not None:
             handler[1].cancel()
             await handler[0](msg)
@@ -210,28 +226,34 @@ class Inbox:
         timeout: float,
         on_reply: ReplyHandler,
         headers: dict[str, str] | None = None,
+        *,
+        reply: str | None = None,
     ) -> None:
         """Publish a request; ``on_reply`` gets its reply, or None after ``timeout`` seconds.
 
-        ``on_reply`` runs in the subscription's callback: it must not wait for another
-        reply to this inbox. Raises what ``publish`` raises (then ``on_reply`` is not called).
+        ``reply``, a subject that the inbox's ``replies`` wildcard matches, is the reply
+        subject instead of one of the inbox's own. ``on_reply`` runs in the subscription's
+        callback: it must not wait for another reply to this inbox. Raises what ``publish``
+        raises (then ``on_reply`` is not called).
         """
         if self._sub is None or not self._sub.done():
             await self._subscribe()
-        token = str(next(self._tokens))
-        timer = asyncio.get_running_loop().call_later(timeout, self._expire, token)
-        self._handlers[token] = (on_reply, timer)
+        if reply is None:
+            key = str(next(self._tokens))
+            reply = f"{self._prefix}.{key}"
+        else:
+            key = reply
+        timer = asyncio.get_running_loop().call_later(timeout, self._expire, key)
+        self._handlers[key] = (on_reply, timer)
         try:
-            await self.nc.publish(
-                subject, payload, reply=f"{self._prefix}.{token}", headers=headers
-            )
+            await self.nc.publish(subject, payload, reply=reply, headers=headers)
         except BaseException:
             timer.cancel()
-            del self._handlers[token]
+            del self._handlers[key]
             raise
 
-    def _expire(self, token: str) -> None:
-        handler = self._handlers.pop(token, None)
+    def _expire(self, key: str) -> None:
+        handler = self._handlers.pop(key, None)
         if handler is not None:
             task = asyncio.ensure_future(handler[0](None))
             self._expired.add(task)

@@ -78,3 +78,31 @@ async def test_a_request_that_cannot_be_published_raises_and_never_calls_back(
         await inbox.send("svc.none", b"?", 0.1, on_reply)
     await asyncio.sleep(0.2)
     assert calls == []
+
+
+async def test_a_reply_to_a_given_subject_reaches_its_callback_and_whoever_else_listens(
+    nc: Client,
+) -> None:
+    await echo(nc, "svc.echo")
+    inbox = bus.Inbox(nc, replies="_INBOX.*.*.copy.me")
+    other = await nc.subscribe("_INBOX.other.1.>")
+    await nc.subscribe("svc.silent")  # takes requests, never answers
+    await bus.sync(nc)
+    loop = asyncio.get_running_loop()
+    got: list[Msg | None] = []
+    done = asyncio.Event()
+
+    async def on_reply(msg: Msg | None) -> None:
+        got.append(msg)
+        done.set()
+
+    await inbox.send("svc.echo", b"a", 2.0, on_reply, reply="_INBOX.other.1.copy.me")
+    await inbox.send("svc.silent", b"b", 0.2, on_reply, reply="_INBOX.other.2.copy.me")
+    heard = await other.next_msg(timeout=2)
+    assert (heard.subject, heard.data) == ("_INBOX.other.1.copy.me", b"re:a")
+    await asyncio.wait_for(done.wait(), 2)
+    start = loop.time()
+    done.clear()
+    await asyncio.wait_for(done.wait(), 2)  # the unanswered one times out alone
+    assert [None if m is None else m.data for m in got] == [b"re:a", None]
+    assert loop.time() - start < 1.0
