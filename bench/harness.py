@@ -430,17 +430,27 @@ def report(
             f"{s.pct(0.99):>9.2f}{cpu_cell}{s.errors:>8}",
         )
     say(out)
-    top = max(options.concurrency)
+    top, low = max(options.concurrency), min(options.concurrency)
     proxy = _find(samples, VIA_PROXY, top)
     go = _find(samples, GO_ORIGINAL, top)
     for sample, title in (
-        (proxy, f"CPU seconds per process at {top} concurrent games via :3000, and RSS:"),
-        (go, f"the same for the Go original at {top} concurrent games:"),
+        (
+            proxy,
+            f"CPU seconds per process at {top} concurrent games via :3000, RSS, "
+            f"and CPU ms a game at {low}:",
+        ),
+        (go, f"the same for the Go original at {top} concurrent games (and at {low}):"),
     ):
         if sample is not None:
             say(out, title)
+            first = _find(samples, sample.name, low)
             for name, cpu in sample.cpu.items():
-                say(out, f"  {name:<12} cpu {cpu:6.2f}s   rss {rss.get(name, 0):6.1f} MB")
+                at_low = (
+                    f"   at {low}: {first.cpu[name] / first.ops * 1000:5.2f} ms a game"
+                    if first is not None and first.ops and name in first.cpu
+                    else ""
+                )
+                say(out, f"  {name:<12} cpu {cpu:6.2f}s   rss {rss.get(name, 0):6.1f} MB{at_low}")
     ratios: dict[str, float] = {}
     spread: dict[str, tuple[float, float]] = {}
 

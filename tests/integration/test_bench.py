@@ -44,6 +44,9 @@ async def test_the_bench_prints_figures_and_ratios_to_the_baselines_and_the_go_o
     assert len(paired) == 1, text
     assert " rounds " in paired[0], text  # the rounds' spread
     assert "rss" in text
+    proxy_cpu = [line for line in text.splitlines() if line.strip().startswith("proxy ")]
+    assert len(proxy_cpu) == 1, text  # its CPU at the top, RSS, and CPU a game at 1 client
+    assert float(proxy_cpu[0].split("at 1:")[1].split()[0]) > 0, text
     assert "in raw nats-py round trips on plain asyncio (issue's machine: 3.7)" in text
     assert "in raw nats-py round trips on uvloop" in text
     side_by_side = {"proxy_vs_original", "median_game_vs_original", "original_median_game_ms"}
