@@ -426,7 +426,9 @@ class Manager:
         Through JetStream with ``Nats-Msg-Id``, tried again for ``STORE_TIMEOUT`` (a cluster
         may be electing a stream leader); a retry of a stored event is stored once. Without
         the stream (no JetStream), core NATS. A game whose result cannot be stored is
-        answered 503.
+        answered 503. A requester that asked early (``Pingpong-Early``) hears the first
+        try's ack too (:func:`~pingpong.subjects.stored_subject`) and is sent the game in
+        the same write; if that ack says not stored, or none comes, the retry answers again.
         """
         game = final.game
         subject = subjects.rally_subject(game.game_id, final.kind)
