@@ -28,18 +28,19 @@ from aiohttp import web
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
-from pingpong import bus, subjects
+from pingpong import subjects
+from pingpong.eventlog import ensure_stream, stored_sequence, stream_config
+from pingpong.inbox import Inbox
 from pingpong.messages import (
     Game,
     RallyStarted,
     Result,
     Stroke,
     encode,
-    finished_event,
-    swing_event,
 )
 from pingpong.runner import tune_gc
 from pingpong.settings import Settings
+from pingpong.wire import finished_event, swing_event
 
 HIT = "bench.hit"
 HIT_ASYNCIO = "bench.hit.asyncio"
@@ -95,10 +96,10 @@ def canned_game(game_id: str) -> Game:
 async def floor_manager(url: str) -> None:
     nc = Client()
     await nc.connect(url)
-    problem = await bus.ensure_stream(nc.jetstream(), bus.stream_config(Settings()))
+    problem = await ensure_stream(nc.jetstream(), stream_config(Settings()))
     if problem:
         raise SystemExit(problem)
-    inbox = bus.Inbox(nc)
+    inbox = Inbox(nc)
     game = canned_game("000000000000")
     data = encode(game)
     finished = finished_event(data)
@@ -118,7 +119,9 @@ async def floor_manager(url: str) -> None:
         for event in swings:
             await nc.publish(subject, event)
         msg_id = {"Nats-Msg-Id": subjects.finished_msg_id(game_id, "finished")}
-        await inbox.store(subjects.rally_subject(game_id, "finished"), finished, 5.0, msg_id)
+        stored_sequence(
+            await inbox.request(subjects.rally_subject(game_id, "finished"), finished, 5.0, msg_id)
+        )
         await nc.publish(msg.reply, data)
 
     async def on_request(msg: Msg) -> None:

@@ -31,19 +31,12 @@ import aiohttp
 from nats.aio.client import Client
 
 from bench import original
-from bench.process import output
-from pingpong import bus, subjects
-from pingpong.local import (
-    Child,
-    Supervisor,
-    UpOptions,
-    cast,
-    find_nats_server,
-    free_port,
-    nats_child,
-    rss_mb,
-)
+from bench.process import free_port, output, rss_mb
+from pingpong import subjects
+from pingpong.handlers import raise_for_error
+from pingpong.local import UpOptions, cast, find_nats_server, nats_child
 from pingpong.messages import Game, GameRequest, decode, encode
+from pingpong.supervisor import Child, Supervisor
 
 
 @dataclass(frozen=True)
@@ -225,7 +218,7 @@ async def run_bench(options: BenchOptions, out: TextIO = sys.stdout) -> dict[str
             msg = await nc.request(subjects.GAME_PLAY, request, timeout=15)
             # the strokes, counted as cheaply as the raw client reads its HIT: each has one
             # "stroke" key (a key's quotes are never inside a JSON string unescaped)
-            return bus.raise_for_error(msg).data.count(b'"stroke":')
+            return raise_for_error(msg).data.count(b'"stroke":')
 
         # context: a floor manager, the design's messages of a game and nothing else
         top = max(options.concurrency)

@@ -15,8 +15,8 @@ import shutil
 from pathlib import Path
 from typing import Final
 
-from bench.process import output
-from pingpong.local import Child, free_port
+from bench.process import free_port, output
+from pingpong.supervisor import Child
 
 SOURCE: Final = Path(__file__).parent / "go-original"
 """The Go module of the original."""

@@ -21,10 +21,9 @@ from pingpong.messages import (
     Game,
     Result,
     Stroke,
-    game_json,
-    stroke_json,
 )
 from pingpong.subjects import SIDES, Side
+from pingpong.wire import game_json, stroke_json
 
 
 class Play(NamedTuple):

@@ -11,35 +11,22 @@ finishing its work in flight, and exits 0.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import shutil
-import signal
 import socket
 import sys
 import sysconfig
 import tempfile
-import time
-from collections import deque
-from collections.abc import Coroutine
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final, TextIO
+from typing import Final, TextIO
 
 from pingpong import auth
 from pingpong.errors import PingpongError
+from pingpong.supervisor import Child, Supervisor
 
 log = logging.getLogger(__name__)
-
-MAX_RESTARTS: Final = 5
-"""Exits of one child within ``RESTART_WINDOW`` after which ``up`` gives up."""
-
-RESTART_WINDOW: Final = 60.0
-"""Seconds over which a child's exits are counted."""
-
-STOP_TIMEOUT: Final = 15.0
-"""Seconds a child gets to stop after SIGTERM before it is killed."""
 
 
 def find_nats_server() -> str:
@@ -64,137 +51,10 @@ def find_nats_server() -> str:
     )
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def rss_mb(pid: int) -> float:
-    """Resident memory of a process in MiB (Linux)."""
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
-
-
 def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
     """True if nothing listens on ``host:port``."""
     with socket.socket() as s:
         return s.connect_ex((host, port)) != 0
-
-
-@dataclass
-class Child:
-    """One supervised process."""
-
-    name: str
-    argv: list[str]
-    env: dict[str, str]
-    ready_line: str | None = None
-    proc: asyncio.subprocess.Process | None = None
-    exits: deque[float] = field(default_factory=deque)
-    ready: asyncio.Event = field(default_factory=asyncio.Event)
-
-
-class Supervisor:
-    """Starts, prefixes, restarts and stops children."""
-
-    def __init__(
-        self, out: TextIO = sys.stdout, max_restarts: int = MAX_RESTARTS, restart_delay: float = 1.0
-    ) -> None:
-        self.max_restarts = max_restarts
-        self.restart_delay = restart_delay
-        self.out = out
-        self.children: list[Child] = []
-        self.stopping = False
-        self.failed: str | None = None
-        self.failure = asyncio.Event()
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._width = 10
-
-    def say(self, name: str, line: str) -> None:
-        print(f"{name:<{self._width}} | {line}", file=self.out, flush=True)
-
-    async def start(self, child: Child) -> None:
-        if child not in self.children:
-            self.children.append(child)
-            self._width = max(self._width, len(child.name))
-        child.ready.clear()
-        child.proc = await asyncio.create_subprocess_exec(
-            *child.argv,
-            env=child.env,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-            start_new_session=True,  # Ctrl-C reaches us only; we stop children in order
-        )
-        self.say("up", f"started {child.name} (pid {child.proc.pid})")
-        if child.ready_line is None:
-            child.ready.set()
-        self._spawn(self._pump(child, child.proc))
-        self._spawn(self._watch(child, child.proc))
-
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _pump(self, child: Child, proc: asyncio.subprocess.Process) -> None:
-        assert proc.stdout is not None
-        async for raw in proc.stdout:
-            line = raw.decode(errors="replace").rstrip()
-            self.say(child.name, line)
-            if child.ready_line and child.ready_line in line:
-                child.ready.set()
-
-    async def _watch(self, child: Child, proc: asyncio.subprocess.Process) -> None:
-        code = await proc.wait()
-        if self.stopping:
-            return
-        now = time.monotonic()
-        child.exits.append(now)
-        while child.exits and child.exits[0] < now - RESTART_WINDOW:
-            child.exits.popleft()
-        if len(child.exits) >= self.max_restarts:
-            self.failed = (
-                f"{child.name} exited {len(child.exits)} times within "
-                f"{RESTART_WINDOW:g}s (last status {code}); stopping everything"
-            )
-            self.say("up", self.failed)
-            self.failure.set()
-            return
-        self.say(
-            "up",
-            f"{child.name} exited with status {code}; restarting it in {self.restart_delay:g}s",
-        )
-        await asyncio.sleep(self.restart_delay)
-        if not self.stopping:
-            await self.start(child)
-
-    async def stop(self, child: Child) -> None:
-        proc = child.proc
-        if proc is None or proc.returncode is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            proc.send_signal(signal.SIGTERM)
-        try:
-            await asyncio.wait_for(proc.wait(), STOP_TIMEOUT)
-        except TimeoutError:
-            self.say("up", f"{child.name} did not stop within {STOP_TIMEOUT:g}s; killing it")
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
-            await proc.wait()
-
-    async def stop_all(self, order: list[list[Child]]) -> None:
-        self.stopping = True
-        for group in order:
-            await asyncio.gather(*(self.stop(c) for c in group))
-        for task in list(self._tasks):  # the pumps end with their pipes
-            with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
-                await asyncio.wait_for(task, 2)
 
 
 @dataclass(frozen=True)

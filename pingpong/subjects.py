@@ -59,30 +59,6 @@ HEARTBEAT_HEADER: Final = "Pingpong-Heartbeat"
 subject (opt-in, so ``nats request game.play ''`` gets only the game). A heartbeat has
 this header too, and no body."""
 
-EARLY_HEADER: Final = "Pingpong-Early"
-"""Request header of ``game.play`` (opt-in, value ``1``): answer the game as soon as it is
-played and have the event log's ack of its ``finished`` event sent to the requester too, on
-:func:`stored_subject` of its reply subject. The early answer carries this header; the
-requester holds it until that ack says stored. If the ack says otherwise (or none comes),
-the manager stores the event itself and answers again, as without the header: the game, or
-the error. A reply subject of another shape than ``_INBOX.<a>.<b>`` gets no early answer."""
-
-
-def stored_subject(reply: str, manager: str) -> str:
-    """Where the event log acks an early-answered game (``<reply>.stored.<manager>``), so
-    both the requester (on ``<reply>.>``) and the manager that played it hear the ack."""
-    return f"{reply}.stored.{manager}"
-
-
-def stored_acks(manager: str) -> str:
-    """What a manager subscribes to for the acks of its early-answered games."""
-    return f"_INBOX.*.*.stored.{manager}"
-
-
-def early_reply(reply: str | None) -> bool:
-    """True if ``reply`` has the shape the early answer needs (``_INBOX.<a>.<b>``)."""
-    return reply is not None and reply.startswith("_INBOX.") and reply.count(".") == 2
-
 
 def swing_subject(side: Side) -> str:
     """The subject a side's players serve: ``ping.swing`` or ``pong.swing``."""

@@ -11,18 +11,15 @@ import logging
 import random
 
 from nats import micro
-from nats.micro.request import Request
 
 from pingpong import __version__, bus, subjects
-from pingpong.errors import BadMessageError
+from pingpong.handlers import endpoint
 from pingpong.messages import (
     SCHEMA_VERSION,
-    M,
     Result,
     Swing,
     SwingBatch,
     SwingReply,
-    decode,
     encode,
 )
 from pingpong.settings import Settings
@@ -77,28 +74,15 @@ class Player:
             parts.append(self.results(hits, hits < swing.count))
         return self._batch_head + b",".join(parts) + b"]}"
 
-    async def handle_batch(self, request: Request) -> None:
-        """Validate the batch, decide every swing, reply; a malformed batch gets a 400."""
-        batch = await _read(request, SwingBatch)
-        if batch is not None:
-            await request.respond(self.batch_reply(batch))
+    async def swing(self, swing: Swing) -> bytes:
+        """``<side>.swing``: a :class:`Swing` in, its :class:`SwingReply` out (:meth:`reply`)."""
+        hits = decide_swings(self.hit_chance, swing.count, self.rng)
+        return self.reply(hits, hits < swing.count)
 
-    async def handle(self, request: Request) -> None:
-        """Validate the swing, decide, reply; a malformed swing gets a 400 error reply."""
-        swing = await _read(request, Swing)
-        if swing is not None:
-            hits = decide_swings(self.hit_chance, swing.count, self.rng)
-            await request.respond(self.reply(hits, hits < swing.count))
-
-
-async def _read(request: Request, model: type[M]) -> M | None:
-    """The request as ``model``; None once a malformed one is logged and answered with a 400."""
-    try:
-        return decode(model, request.data)
-    except BadMessageError as e:
-        log.warning("rejected a request: %s", e)
-        await request.respond_error("400", str(e))
-        return None
+    async def swings(self, batch: SwingBatch) -> bytes:
+        """``<side>.swings``: a :class:`SwingBatch` in, its :class:`SwingBatchReply` out
+        (:meth:`batch_reply`)."""
+        return self.batch_reply(batch)
 
 
 async def serve(
@@ -120,13 +104,13 @@ async def serve(
         await service.add_endpoint(
             name="swing",
             subject=subjects.swing_subject(side),
-            handler=player.handle,
+            handler=endpoint(Swing, player.swing),
             queue_group=subjects.swing_queue(side),
         )
         await service.add_endpoint(
             name="swings",
             subject=subjects.swings_subject(side),
-            handler=player.handle_batch,
+            handler=endpoint(SwingBatch, player.swings),
             queue_group=subjects.swing_queue(side),
         )
         log.info(

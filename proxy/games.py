@@ -21,8 +21,6 @@ request is retried for up to ``FAILOVER_GRACE`` seconds.
 from __future__ import annotations
 
 import asyncio
-import itertools
-import secrets
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -30,9 +28,9 @@ import nats.errors
 import nats.js.errors
 from nats.aio.client import Client
 from nats.aio.msg import Msg
-from nats.aio.subscription import Subscription
 
-from pingpong import bus, subjects
+from pingpong import bus, early, subjects
+from pingpong.inbox import Inbox, Listener, is_no_responders
 
 HEARTBEAT: Final = 0.5
 """Seconds between a manager's heartbeats, asked for with each request."""
@@ -52,8 +50,10 @@ class LostConnectionError(Exception):
     """The NATS connection dropped while the game was waited for."""
 
 
-@dataclass
+@dataclass(eq=False)
 class _Waiting:
+    """One game waited for."""
+
     future: asyncio.Future[Msg]
     heard: float = field(default=0.0)
     early: Msg | None = None
@@ -62,65 +62,57 @@ class _Waiting:
     """What that ack said (None: none yet)."""
 
 
-def _says_stored(ack: Msg) -> bool:
-    """True if the stream's ack says the message is stored (duplicates included)."""
-    try:
-        bus.stored_sequence(ack)
-    except (nats.errors.Error, nats.js.errors.APIError):
-        return False
-    return True
-
-
 class GameClient:
     """Sends ``game.play`` requests and waits for the game, watching the manager's pulse."""
 
     def __init__(self, nc: Client, silence: float = 4 * HEARTBEAT) -> None:
         self.nc = nc
         self.silence = silence
-        self._prefix = f"_INBOX.{secrets.token_hex(8)}"
-        self._tokens = itertools.count()  # a reply subject a request: the prefix is this client's
-        self._waiting: dict[str, _Waiting] = {}
-        self._sub: Subscription | None = None
-        self._headers = {subjects.HEARTBEAT_HEADER: str(HEARTBEAT), subjects.EARLY_HEADER: "1"}
+        self.inbox = Inbox(nc)
+        self._headers = {subjects.HEARTBEAT_HEADER: str(HEARTBEAT), **early.ASK}
         self._loop = asyncio.get_running_loop()
         self._answered = -FAILOVER_WINDOW  # loop time of the last manager answer
+        self._waiting: set[_Waiting] = set()
 
     @property
     def ready(self) -> bool:
         """Connected, with the reply subscription in place."""
-        return self._sub is not None and self.nc.is_connected
+        return self.inbox.started and self.nc.is_connected
 
     async def start(self) -> None:
         """Subscribe to this client's reply subjects (kept across reconnects by nats-py)."""
-        sub = await self.nc.subscribe(f"{self._prefix}.>", cb=self._on_reply)
+        await self.inbox.start()
         await bus.sync(self.nc)
-        self._sub = sub
 
-    async def _on_reply(self, msg: Msg) -> None:
-        token, _, stored = msg.subject[len(self._prefix) + 1 :].partition(".")
-        waiting = self._waiting.get(token)
-        if waiting is None or waiting.future.done():
-            return
-        waiting.heard = self._loop.time()
-        if stored:  # the event log's ack of the game the manager answered early
-            waiting.stored = _says_stored(msg)
-            if waiting.stored and waiting.early is not None:
-                waiting.future.set_result(waiting.early)
-            return  # not stored: the manager tries again and answers again
-        headers = msg.headers
-        if headers:
-            if subjects.HEARTBEAT_HEADER in headers and not msg.data:
-                return  # still playing
-            if subjects.EARLY_HEADER in headers and waiting.early is None:
-                self._answered = waiting.heard
-                if waiting.stored:
-                    waiting.future.set_result(msg)
-                else:
-                    waiting.early = msg
+    def _on_reply(self, waiting: _Waiting) -> Listener:
+        """What comes to one game's reply subject: heartbeats, the early answer and the
+        stream's ack of it, or the answer."""
+
+        async def on_msg(msg: Msg, rest: str) -> None:
+            if waiting.future.done():
                 return
-        if msg.data:  # a manager's answer, not the server's no-responders status
-            self._answered = waiting.heard
-        waiting.future.set_result(msg)
+            waiting.heard = self._loop.time()
+            if early.is_stored_ack(rest):  # the event log's ack of the game answered early
+                waiting.stored = early.says_stored(msg)
+                if waiting.stored and waiting.early is not None:
+                    waiting.future.set_result(waiting.early)
+                return  # not stored: the manager tries again and answers again
+            headers = msg.headers
+            if headers:
+                if subjects.HEARTBEAT_HEADER in headers and not msg.data:
+                    return  # still playing
+                if early.is_early_answer(msg) and waiting.early is None:
+                    self._answered = waiting.heard
+                    if waiting.stored:
+                        waiting.future.set_result(msg)
+                    else:
+                        waiting.early = msg
+                    return
+            if msg.data:  # a manager's answer, not the server's no-responders status
+                self._answered = waiting.heard
+            waiting.future.set_result(msg)
+
+        return on_msg
 
     async def reconnected(self, within: float) -> bool:
         """True once the connection is back within ``within`` seconds."""
@@ -133,7 +125,7 @@ class GameClient:
 
     def connection_lost(self) -> None:
         """Fail every waiting request now (call from the disconnect callback)."""
-        for waiting in self._waiting.values():
+        for waiting in self._waiting:
             if not waiting.future.done():
                 waiting.future.set_exception(LostConnectionError())
 
@@ -153,11 +145,11 @@ class GameClient:
             await asyncio.sleep(0.05)
 
     async def _request(self, payload: bytes, timeout: float) -> Msg:
-        token = str(next(self._tokens))
         loop = self._loop
         now = loop.time()
         waiting = _Waiting(loop.create_future(), heard=now)
-        self._waiting[token] = waiting
+        reply = self.inbox.listen(self._on_reply(waiting))
+        self._waiting.add(waiting)
         deadline = now + timeout
         timer: asyncio.TimerHandle
 
@@ -175,13 +167,12 @@ class GameClient:
 
         timer = loop.call_at(min(deadline, now + self.silence), watch)
         try:
-            await self.nc.publish(
-                subjects.GAME_PLAY, payload, reply=f"{self._prefix}.{token}", headers=self._headers
-            )
+            await self.nc.publish(subjects.GAME_PLAY, payload, reply=reply, headers=self._headers)
             msg = await waiting.future
         finally:
             timer.cancel()
-            del self._waiting[token]
-        if bus.is_no_responders(msg):
+            self.inbox.forget(reply)
+            self._waiting.discard(waiting)
+        if is_no_responders(msg):
             raise nats.errors.NoRespondersError
         return msg

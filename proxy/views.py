@@ -9,8 +9,8 @@ from typing import Final
 import nats.errors
 from aiohttp import web
 
-from pingpong import bus
 from pingpong.errors import BadMessageError, RemoteError
+from pingpong.handlers import raise_for_error
 from pingpong.messages import Game, GameRequest, decode, encode
 from proxy.games import LostConnectionError, ManagerSilentError
 from proxy.keys import GAMES, METRICS, NATS, SETTINGS
@@ -104,7 +104,7 @@ async def _play(app: web.Application, payload: bytes) -> tuple[Game, bytes] | we
                 raise
             app[METRICS].replays.inc()
             msg = await games.request(payload, timeout)
-        bus.raise_for_error(msg)
+        raise_for_error(msg)
         return decode(Game, msg.data), msg.data
     except nats.errors.NoRespondersError:
         return error(503, "no manager is running", {"Retry-After": "1"})

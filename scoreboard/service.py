@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from typing import Final
 
@@ -28,13 +27,15 @@ import nats.errors
 import nats.js.errors
 from nats.aio.client import Client
 from nats.aio.msg import Msg
-from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StorageType
 from nats.js.kv import KeyValue
 
 from pingpong import bus, subjects
 from pingpong.errors import BadMessageError
+from pingpong.eventlog import Puller, delivered_sequences, stream_config, wait_for_stream
+from pingpong.handlers import responder
+from pingpong.inbox import Inbox
 from pingpong.messages import RallyEvent, decode_event, encode
 from pingpong.settings import Settings
 from scoreboard.logic import RESULT_KINDS, ResultKind, Tally, fold_all, missed
@@ -62,79 +63,12 @@ _TRANSIENT = (
 )
 
 
-class Puller:
-    """Pull requests on the scoreboard's consumer, answered to one inbox with a callback.
-
-    What nats-py's ``fetch`` does, but its ``fetch`` waits for each message of a
-    batch with a task of its own (``wait_for`` and a ``uuid4`` each); here the
-    subscription's callback collects them. A request first asks for what is
-    there now (``no_wait``); only if nothing is, a second one waits for events.
-    """
-
-    LINGER_MARGIN: Final = 0.1
-    """Seconds the waiting request expires before :meth:`fetch` gives up on it."""
-
-    def __init__(self, nc: Client, consumer: str) -> None:
-        self.nc = nc
-        self.subject = f"$JS.API.CONSUMER.MSG.NEXT.{subjects.STREAM}.{consumer}"
-        self.inbox = nc.new_inbox()
-        self._sub: Subscription | None = None
-        self._msgs: list[Msg] = []  # events that came, oldest first
-        self._want = 0
-        self._answered: asyncio.Future[None] | None = None
-
-    async def start(self) -> None:
-        self._sub = await self.nc.subscribe(self.inbox, cb=self._on_msg)
-
-    async def stop(self) -> None:
-        if self._sub is not None:
-            with contextlib.suppress(nats.errors.Error):
-                await self._sub.unsubscribe()
-            self._sub = None
-
-    async def fetch(self, batch: int, timeout: float) -> list[Msg]:
-        """Up to ``batch`` events, in delivery order; :class:`TimeoutError` if none came."""
-        deadline = asyncio.get_running_loop().time() + timeout
-        if len(self._msgs) < batch:  # what came after the last fetch returned counts first
-            await self._ask({"batch": batch - len(self._msgs), "no_wait": True}, batch, deadline)
-        if not self._msgs:
-            left = deadline - asyncio.get_running_loop().time()
-            if left > self.LINGER_MARGIN:
-                expires = int((left - self.LINGER_MARGIN) * 1e9)
-                await self._ask({"batch": batch, "expires": expires}, 1, deadline)
-        msgs, self._msgs = self._msgs[:batch], self._msgs[batch:]
-        if not msgs:
-            raise TimeoutError
-        return msgs
-
-    async def _ask(self, request: dict[str, object], want: int, deadline: float) -> None:
-        """Send a pull request; return once ``want`` events are in, it is answered, or at
-        ``deadline`` (loop time)."""
-        self._want = want
-        self._answered = asyncio.get_running_loop().create_future()
-        await self.nc.publish(self.subject, json.dumps(request).encode(), reply=self.inbox)
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout_at(deadline):
-                await self._answered
-
-    async def _on_msg(self, msg: Msg) -> None:
-        status = msg.headers.get("Status") if msg.headers else None
-        if status is None:
-            self._msgs.append(msg)
-            if len(self._msgs) < self._want:
-                return
-        elif status not in ("404", "408"):  # 100 a heartbeat; 409 a conflict (consumer
-            return  # deleted, leader changed): wait out the timeout, as nats-py's fetch does
-        # 404 no messages now, 408 the request expired: it brings nothing more
-        if self._answered is not None and not self._answered.done():
-            self._answered.set_result(None)
-
-
 class Scoreboard:
     """Keeps the tally in memory and in KV; answers ``scores.get``."""
 
     def __init__(self, nc: Client, js: JetStreamContext, kv: KeyValue) -> None:
         self.nc = nc
+        self.inbox = Inbox(nc)
         self.js = js
         self.kv = kv
         self.tally = Tally()
@@ -178,17 +112,16 @@ class Scoreboard:
                 first - 1,
             )
 
-    async def on_scores_get(self, msg: Msg) -> None:
-        """``scores.get``: the current scores."""
-        if msg.reply:
-            await msg.respond(self._encoded)
+    def scores(self) -> bytes:
+        """``scores.get``: the current :class:`~pingpong.messages.Scores`, encoded once a change."""
+        return self._encoded
 
     def folded(self, tally: Tally, msgs: list[Msg], kind: ResultKind) -> Tally:
         """``tally`` with a batch of ``kind`` events folded in; a malformed event is logged
         and skipped."""
         events: list[tuple[RallyEvent | None, int]] = []
         for msg in msgs:
-            seq = bus.delivered_sequences(msg)[0]
+            seq = delivered_sequences(msg)[0]
             try:
                 events.append((decode_event(msg.data), seq))
             except BadMessageError as e:
@@ -244,7 +177,7 @@ class Reader:
             max_ack_pending=10 * BATCH,
         )
         await js.add_consumer(subjects.STREAM, config)
-        puller = Puller(self.board.nc, self.consumer)
+        puller = Puller(self.board.inbox, self.consumer)
         await puller.start()
         return puller
 
@@ -272,7 +205,7 @@ class Reader:
                     log.exception("%s fetch failed unexpectedly; retrying", self.kind)
                     await _sleep_or_stop(stop, RETRY_WAIT)
                     continue
-                sequences = [bus.delivered_sequences(m)[1] for m in msgs]
+                sequences = [delivered_sequences(m)[1] for m in msgs]
                 gap = missed(delivered, sequences)
                 if gap is not None:
                     await self._drop(sub, f"delivery {gap} of {self.consumer} never arrived")
@@ -345,7 +278,7 @@ async def open_bucket(js: JetStreamContext, replicas: int) -> KeyValue:
 async def _open(nc: Client, settings: Settings, stop: asyncio.Event) -> Scoreboard | None:
     """Stream, bucket and tally, retrying while JetStream is not there yet."""
     js = nc.jetstream(timeout=2.0)
-    while await bus.wait_for_stream(js, bus.stream_config(settings), stop, update=False):
+    while await wait_for_stream(js, stream_config(settings), stop, update=False):
         try:
             board = Scoreboard(nc, js, await open_bucket(js, settings.stream_replicas))
             await board.load()
@@ -369,7 +302,7 @@ async def serve(
         if board is None:
             return
         await nc.subscribe(
-            subjects.SCORES_GET, queue=subjects.SCOREBOARD_QUEUE, cb=board.on_scores_get
+            subjects.SCORES_GET, queue=subjects.SCOREBOARD_QUEUE, cb=responder(board.scores)
         )
         await bus.sync(nc)
         log.info("serving %s, folding %s", subjects.SCORES_GET, " ".join(subjects.RESULTS))

@@ -7,7 +7,8 @@ import contextlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pingpong.local import find_nats_server, free_port
+from bench.process import free_port
+from pingpong.local import find_nats_server
 
 __all__ = ["NatsServer", "free_port"]
 

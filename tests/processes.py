@@ -10,7 +10,8 @@ import signal
 import sys
 from pathlib import Path
 
-from pingpong.local import Child, Supervisor, free_port, rss_mb
+from bench.process import free_port, rss_mb
+from pingpong.supervisor import Child, Supervisor
 
 GO: bool = bool(os.environ.get("CI") or shutil.which("go"))
 """The Go original can be built: CI always has Go (``make go`` installs it)."""

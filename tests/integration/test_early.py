@@ -9,13 +9,14 @@ import pytest
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
-from pingpong import bus, subjects
+from pingpong import bus, early, eventlog, subjects
 from pingpong.messages import Game, RallyFinished, decode, decode_event
 from pingpong.settings import Settings
+from proxy.games import GameClient
 from tests.conftest import Services
 
 INBOX = "_INBOX.early"
-EARLY = {subjects.EARLY_HEADER: "1"}
+EARLY = early.ASK
 
 
 class Requester:
@@ -44,7 +45,7 @@ class Requester:
         for _ in range(50):
             reply = await self.ask()
             first = await self.next()
-            if first.headers and subjects.EARLY_HEADER in first.headers:
+            if first.headers and early.HEADER in first.headers:
                 return reply, first, await self.next()
             await asyncio.sleep(0.1)  # answered after a core NATS publish: no stream yet
         raise AssertionError("the manager never answered early")
@@ -79,7 +80,7 @@ async def test_an_early_answer_comes_before_the_streams_ack_which_the_requester_
     reply, answer, ack = await requester.early_game()
     assert answer.subject == reply
     assert ack.subject.startswith(f"{reply}.stored.")
-    await assert_stored(nc, decode(Game, answer.data), bus.stored_sequence(ack))
+    await assert_stored(nc, decode(Game, answer.data), eventlog.stored_sequence(ack))
     with pytest.raises(TimeoutError):  # the ack said stored: the manager does not answer again
         await requester.next(timeout=0.5)
 
@@ -96,7 +97,7 @@ async def test_an_early_answer_the_stream_did_not_store_is_answered_again_once_s
     assert answer.headers == EARLY
     with pytest.raises(TimeoutError):  # no stream took it (the server told the manager alone)
         await requester.next(timeout=0.6)
-    assert await bus.ensure_stream(js, bus.stream_config(Settings())) is None
+    assert await eventlog.ensure_stream(js, eventlog.stream_config(Settings())) is None
     again = await requester.next()
     assert again.subject == reply
     assert not again.headers  # the answer as without the header: the game, now stored
@@ -115,3 +116,17 @@ async def test_a_request_without_the_header_is_answered_once_after_its_result_is
     await assert_stored(nc, decode(Game, answer.data))
     with pytest.raises(TimeoutError):  # no ack of the stream comes to it
         await requester.next(timeout=0.5)
+
+
+async def test_the_proxys_game_client_gets_early_answers_from_the_manager(
+    requester: Requester, nc: Client
+) -> None:
+    """The proxy's reply subjects and the manager's check of them agree: if they did not,
+    the manager would answer the proxy plainly, after the store."""
+    await requester.early_game()  # the manager stores through the stream now
+    client = GameClient(nc)
+    await client.start()
+    answers = [await client.request(b"", timeout=5) for _ in range(5)]
+    assert all(early.is_early_answer(msg) for msg in answers)
+    for msg in answers:
+        await assert_stored(nc, decode(Game, msg.data))

@@ -8,7 +8,7 @@ from pathlib import Path
 import aiohttp
 from nats.aio.client import Client
 
-from pingpong import bus, subjects
+from pingpong import bus, eventlog, subjects
 from pingpong.messages import RallyFinished, decode_event
 from pingpong.settings import DUPLICATE_SPARE, Settings
 from tests.conftest import Services
@@ -43,8 +43,8 @@ async def test_every_game_is_stored_once_in_a_rally_stream_made_as_the_settings_
 
 async def test_a_stream_the_server_refuses_is_a_one_line_reason_not_a_crash(nc: Client) -> None:
     # one server cannot keep 3 replicas: JetStream refuses the stream outright
-    problem = await bus.ensure_stream(
-        nc.jetstream(), bus.stream_config(Settings(stream_replicas=3))
+    problem = await eventlog.ensure_stream(
+        nc.jetstream(), eventlog.stream_config(Settings(stream_replicas=3))
     )
     assert problem is not None
     assert problem.startswith("JetStream refused stream RALLY: replicas > 1 not supported")
@@ -58,35 +58,37 @@ async def test_a_refused_add_whose_update_finds_no_stream_gives_the_reason_of_th
     # on which the scoreboard crashed; here the add is refused for overlapping subjects
     js = nc.jetstream()
     await js.add_stream(name="OTHER", subjects=[subjects.RALLY_ALL])
-    problem = await bus.ensure_stream(js, bus.stream_config(Settings()))
+    problem = await eventlog.ensure_stream(js, eventlog.stream_config(Settings()))
     assert problem is not None
     assert problem.startswith("JetStream refused stream RALLY: subjects overlap")
 
 
 async def test_only_the_writer_changes_the_limits_of_a_stream_that_is_there(nc: Client) -> None:
     js = nc.jetstream()
-    writer = bus.stream_config(Settings(store_timeout=60, stream_max_bytes=64 << 20))
-    assert await bus.ensure_stream(js, writer) is None
-    reader = bus.stream_config(Settings())  # a scoreboard with the defaults
-    assert await bus.ensure_stream(js, reader, update=False) is None
+    writer = eventlog.stream_config(Settings(store_timeout=60, stream_max_bytes=64 << 20))
+    assert await eventlog.ensure_stream(js, writer) is None
+    reader = eventlog.stream_config(Settings())  # a scoreboard with the defaults
+    assert await eventlog.ensure_stream(js, reader, update=False) is None
     config = (await js.stream_info(subjects.STREAM)).config
     assert (config.duplicate_window, config.max_bytes) == (70, 64 << 20)
-    assert await bus.ensure_stream(js, reader) is None  # the writer with other settings
+    assert await eventlog.ensure_stream(js, reader) is None  # the writer with other settings
     config = (await js.stream_info(subjects.STREAM)).config
     assert (config.duplicate_window, config.max_bytes) == (30, 512 << 20)
 
 
 async def test_a_reader_makes_the_stream_when_it_is_not_there(nc: Client) -> None:
     js = nc.jetstream()
-    config = bus.stream_config(Settings())
-    assert await bus.ensure_stream(js, config, update=False) is None
+    config = eventlog.stream_config(Settings())
+    assert await eventlog.ensure_stream(js, config, update=False) is None
     assert (await js.stream_info(subjects.STREAM)).config.subjects == [subjects.RALLY_ALL]
 
 
 async def test_a_retried_finished_publish_is_stored_once(nc: Client) -> None:
     js = nc.jetstream()
-    assert await bus.ensure_stream(js, bus.stream_config(Settings())) is None
-    assert await bus.ensure_stream(js, bus.stream_config(Settings())) is None  # idempotent
+    assert await eventlog.ensure_stream(js, eventlog.stream_config(Settings())) is None
+    assert (
+        await eventlog.ensure_stream(js, eventlog.stream_config(Settings())) is None
+    )  # idempotent
     subject = subjects.rally_subject("dup1", "finished")
     headers = {"Nats-Msg-Id": subjects.finished_msg_id("dup1")}
     first = await js.publish(subject, b"{}", headers=headers)
@@ -137,7 +139,7 @@ async def test_a_game_is_answered_only_once_its_result_is_stored(
         answer = asyncio.ensure_future(http.get(url + "/"))
         await asyncio.sleep(1.0)
         assert not answer.done()
-        assert await bus.ensure_stream(js, bus.stream_config(Settings())) is None
+        assert await eventlog.ensure_stream(js, eventlog.stream_config(Settings())) is None
         async with await answer as r:
             assert r.status == 200
             game_id = r.headers["X-Game-Id"]

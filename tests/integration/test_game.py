@@ -14,7 +14,8 @@ from nats.aio.msg import Msg
 
 from pingpong import bus, subjects
 from pingpong.messages import Game, RallyFinished, RallyStarted, RallySwing, decode_event
-from tests.conftest import Services
+from tests.conftest import Services, wait_for
+from tests.natsserver import NatsServer
 
 LINE = re.compile(r"^(PING|PONG) --> (HIT|MISS)$")
 
@@ -242,10 +243,31 @@ async def test_a_bad_request_gets_a_one_line_reason(
         assert await r.text() == body
 
 
-async def test_healthz_is_200_when_connected(services: Services) -> None:
-    url = await services.proxy()
-    async with aiohttp.ClientSession() as http, http.get(url + "/healthz") as r:
-        assert r.status == 200
+async def test_healthz_is_503_while_nats_is_gone_and_200_once_it_is_back(
+    services: Services, nats_server: NatsServer
+) -> None:
+    url = await services.proxy()  # it waits for the first 200
+    async with aiohttp.ClientSession() as http:
+
+        async def health() -> tuple[int, str]:
+            async with http.get(url + "/healthz") as r:
+                return r.status, await r.text()
+
+        await nats_server.stop()
+        seen: list[tuple[int, str]] = []
+
+        async def unhealthy() -> bool:
+            seen.append(await health())
+            return seen[-1][0] == 503
+
+        await wait_for(unhealthy, timeout=10, interval=0.1)
+        assert seen[-1] == (503, "not connected to NATS\n")
+        await nats_server.start()
+
+        async def healthy() -> bool:
+            return (await health())[0] == 200
+
+        await wait_for(healthy, timeout=10, interval=0.1)
 
 
 async def test_metrics_count_games_by_outcome_and_swings_by_side(services: Services) -> None:

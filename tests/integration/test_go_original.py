@@ -12,7 +12,7 @@ import aiohttp
 import pytest
 
 from bench import original
-from pingpong.local import Supervisor
+from pingpong.supervisor import Supervisor
 from tests.processes import GO
 
 pytestmark = pytest.mark.skipif(not GO, reason="no Go toolchain (make go installs it)")

@@ -12,7 +12,7 @@ from nats.aio.msg import Msg
 from nats.micro.request import ERROR_CODE_HEADER, ERROR_HEADER
 
 import manager.service
-from pingpong import messages, subjects
+from pingpong import subjects, wire
 from pingpong.messages import Game, RallyAborted, decode, decode_event
 from tests.conftest import Services
 
@@ -111,7 +111,7 @@ async def test_a_bug_in_one_game_answers_500_and_frees_its_place_for_the_next(
     await services.player("ping", 1)
     await services.player("pong", 1)
     await services.manager(1, max_games=1)
-    real = messages.swing_event
+    real = wire.swing_event
     broken = {"first": True}
 
     def swing_event(game_id: str, strokes: Iterable[bytes]) -> bytes:

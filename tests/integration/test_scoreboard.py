@@ -10,7 +10,8 @@ import aiohttp
 import pytest
 from nats.aio.client import Client
 
-from pingpong import bus, subjects
+from pingpong import eventlog, subjects
+from pingpong.eventlog import Puller
 from pingpong.messages import (
     Game,
     RallyFinished,
@@ -21,7 +22,7 @@ from pingpong.messages import (
     encode,
 )
 from pingpong.settings import Settings
-from scoreboard.service import Puller, Reader, Scoreboard, open_bucket
+from scoreboard.service import Reader, Scoreboard, open_bucket
 from tests.conftest import Services, wait_for
 from tests.natsserver import NatsServer
 
@@ -231,7 +232,7 @@ async def test_events_refuses_a_bad_game_id_with_400(services: Services) -> None
 async def puller(nc: Client, events: int = 0) -> AsyncIterator[Puller]:
     """The scoreboard's puller on a fresh stream holding ``events`` results (and swings)."""
     js = nc.jetstream()
-    assert await bus.ensure_stream(js, bus.stream_config(Settings())) is None
+    assert await eventlog.ensure_stream(js, eventlog.stream_config(Settings())) is None
     for n in range(events):  # a swing event between results: the consumer skips it
         await js.publish(subjects.rally_subject(f"g{n}", "swing"), b"{}")
         await js.publish(subjects.rally_subject(f"g{n}", "finished"), f"{n}".encode())

@@ -67,6 +67,7 @@ def test_games_go_on_when_one_nats_server_is_killed(cluster_stack: Deployed) -> 
 
     played = load.ok + 1
     print(f"one NATS server killed: {load.ok} games, {len(load.failed)} failed {load.failed[:3]}")
+    assert load.failed == [], f"{len(load.failed)} failed games, first: {load.failed[:3]}"
 
     seen = [0]
 

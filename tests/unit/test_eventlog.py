@@ -1,4 +1,4 @@
-"""The bits of NATS plumbing that need no server."""
+"""The bits of the event log that need no server."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import nats.errors
 import pytest
 from nats.aio.msg import Msg
 
-from pingpong import bus, subjects
+from pingpong import eventlog, subjects
 from pingpong.settings import DUPLICATE_SPARE, Settings
 
 REPLIES = [
@@ -20,18 +20,18 @@ REPLIES = [
 def test_the_sequences_of_a_delivery_are_the_ones_nats_py_reads(reply: str) -> None:
     msg = Msg(None, subject="rally.g.finished", reply=reply)  # type: ignore[arg-type]
     meta = msg.metadata.sequence
-    assert bus.delivered_sequences(msg) == (meta.stream, meta.consumer) == (4711, 42)
+    assert eventlog.delivered_sequences(msg) == (meta.stream, meta.consumer) == (4711, 42)
 
 
 @pytest.mark.parametrize("reply", ["", "_INBOX.abc.1", "$JS.ACK.too.few", "$JS.API.X.a.b.c.d.e.f"])
 def test_a_message_that_is_not_a_delivery_has_no_sequences(reply: str) -> None:
     msg = Msg(None, subject="x", reply=reply)  # type: ignore[arg-type]
     with pytest.raises(nats.errors.NotJSMessageError):
-        bus.delivered_sequences(msg)
+        eventlog.delivered_sequences(msg)
 
 
 def test_the_stream_keeps_what_the_settings_say_over_every_rally_subject() -> None:
-    config = bus.stream_config(
+    config = eventlog.stream_config(
         Settings(stream_max_bytes="64MiB", stream_max_age="12h", stream_replicas=3)
     )
     assert (config.name, config.subjects) == (subjects.STREAM, [subjects.RALLY_ALL])
@@ -41,5 +41,10 @@ def test_the_stream_keeps_what_the_settings_say_over_every_rally_subject() -> No
 def test_the_duplicate_window_covers_the_retries_of_a_store_and_no_more() -> None:
     # a manager retries storing a result for STORE_TIMEOUT: a retry of a stored result
     # must still be dropped, and nats-server keeps every id of the window in memory
-    assert bus.stream_config(Settings(store_timeout=20)).duplicate_window == 20 + DUPLICATE_SPARE
-    assert bus.stream_config(Settings(store_timeout=300)).duplicate_window == 300 + DUPLICATE_SPARE
+    assert (
+        eventlog.stream_config(Settings(store_timeout=20)).duplicate_window == 20 + DUPLICATE_SPARE
+    )
+    assert (
+        eventlog.stream_config(Settings(store_timeout=300)).duplicate_window
+        == 300 + DUPLICATE_SPARE
+    )
