@@ -1,6 +1,6 @@
 """The rally as a state machine, apart from I/O.
 
-A :class:`Rally` says which swings to ask for (:meth:`Rally.next_round`), turns
+A :class:`Rally` says which swings to ask for (:meth:`Rally.next_asks`), turns
 each answer into the strokes it makes playable (:meth:`Rally.answer`) and says
 how long to wait before asking a side again (:meth:`Rally.failed`). It never
 sends or waits: the manager does, for many games at once, and this is tested
@@ -88,7 +88,8 @@ class Limits:
     """How long a game may go on and how hard the manager tries."""
 
     max_rounds: int = DEFAULT_MAX_ROUNDS
-    """Strokes without a miss after which the game is a draw."""
+    """Rounds without a miss after which the game is a draw; a round is a PING stroke and
+    a PONG stroke, as in the original (99 rounds: a draw is 198 strokes)."""
 
     retries: int = 3
     """Extra requests for a swing that timed out or met no player."""
@@ -102,6 +103,11 @@ class Limits:
     ahead: int = DEFAULT_SWINGS_AHEAD
     """Strokes asked for at once, split between the sides (1: one swing at a time)."""
 
+    @property
+    def max_strokes(self) -> int:
+        """Strokes without a miss after which the game is a draw: two a round."""
+        return 2 * self.max_rounds
+
 
 def other(side: Side) -> Side:
     """The opponent of ``side``."""
@@ -109,7 +115,7 @@ def other(side: Side) -> Side:
 
 
 class Ask:
-    """One side's swings of a round: strokes ``first``, ``first + 2``, ... (``count`` of them)."""
+    """One side's swings asked at once: strokes ``first``, ``first + 2``, ... (``count``)."""
 
     __slots__ = ("attempts", "count", "first", "latency_ms", "results", "sent", "side")
 
@@ -125,13 +131,13 @@ class Ask:
 
 
 class Rally:
-    """One game's rally: ask both sides for a round of strokes, play the answers in order.
+    """One game's rally: ask both sides for their next strokes, play the answers in order.
 
     Strokes are asked for ``limits.ahead`` at a time: each side gets one request for its
-    strokes of the round. A stroke is played once its side has answered, in stroke order,
+    strokes asked this time. A stroke is played once its side has answered, in stroke order,
     so the strokes come out in order whichever side answers first. The game is the strokes
-    up to the first MISS (the other side's answer is then not waited for), or a draw at
-    ``limits.max_rounds``.
+    up to the first MISS (the other side's answer is then not waited for), or a draw after
+    ``limits.max_rounds`` rounds (:attr:`Limits.max_strokes`).
     """
 
     __slots__ = (
@@ -156,16 +162,17 @@ class Rally:
         self.over = False
         """True once a side missed or the cap was reached."""
         self._next = 1  # the next stroke to play
-        self._last = 0  # the last stroke of this round
+        self._last = 0  # the last stroke asked for so far
         self._asks: dict[Side, Ask] = {}
         self._instance: dict[Side, str] = {}
 
-    def next_round(self, now: float) -> list[Ask]:
-        """The requests of the next round (one per side, one near the cap); [] when over."""
+    def next_asks(self, now: float) -> list[Ask]:
+        """The next requests (one per side, one near the cap); [] while some are out or when
+        over."""
         if self.over or self._next <= self._last:
             return []
         n = self._next
-        last = self._last = min(n + self.limits.ahead - 1, self.limits.max_rounds)
+        last = self._last = min(n + self.limits.ahead - 1, self.limits.max_strokes)
         asks = [
             Ask(SIDES[(first - 1) % 2], first, (last - first) // 2 + 1, now)
             for first in range(n, min(n + 2, last + 1))
@@ -174,7 +181,7 @@ class Rally:
         return asks
 
     def waits_for(self, ask: Ask) -> bool:
-        """True while ``ask`` is a request of this round that has no answer yet."""
+        """True while ``ask`` is one of the latest requests and has no answer yet."""
         return not self.over and ask.results is None and self._asks.get(ask.side) is ask
 
     def answer(self, ask: Ask, instance: str, results: tuple[Result, ...], at: float) -> list[Play]:
@@ -209,7 +216,7 @@ class Rally:
                 self.winner = other(side)
                 self.winner_instance = self.strokes[-2].instance if len(self.strokes) > 1 else None
                 return played
-        if self._next > self.limits.max_rounds:
+        if self._next > self.limits.max_strokes:
             self.over = True  # a draw
         return played
 

@@ -120,13 +120,13 @@ class Manager:
 
     async def _open(self, game: Game) -> None:
         """Ask for the first swings, then publish the started event (both leave in one write)."""
-        self._ask_round(game)
+        self._ask_next(game)
         rounds = game.rally.limits.max_rounds
         event = started_event(game.game_id, self.instance, rounds, game.started_at)
         await self.nc.publish(subjects.rally_subject(game.game_id, "started"), event)
 
-    def _ask_round(self, game: Game) -> None:
-        for ask in game.rally.next_round(time.perf_counter()):
+    def _ask_next(self, game: Game) -> None:
+        for ask in game.rally.next_asks(time.perf_counter()):
             self._batchers[ask.side].add(Asked(game, ask))
 
     async def _answered(
@@ -150,7 +150,7 @@ class Manager:
         if game.rally.over:
             await self.results.finish(game)
         else:
-            self._ask_round(game)
+            self._ask_next(game)
 
     def _failed(self, items: list[Asked], reason: str) -> None:
         """Requests went unanswered: each game still waiting asks again after its backoff,

@@ -4,6 +4,11 @@ The permissions live here, once; :func:`render` writes them as a nats-server
 config (``nats/auth.conf`` is its output, checked by a test), whose passwords
 are variables defined in ``passwords.conf`` next to it (a Docker secret in
 Swarm, a private temp file for ``pingpong up``). :func:`generate` makes both.
+
+A connection without credentials is the read-only ``watcher`` (nats-server's
+``no_auth_user``), so ``nats sub 'rally.>'`` and ``nats micro ls`` work as typed:
+:func:`render_anonymous` writes that line, or a config without it for a deployment
+whose rallies are not public (``nats/anonymous-on.conf``, ``nats/anonymous-off.conf``).
 """
 
 from __future__ import annotations
@@ -21,6 +26,14 @@ _RALLY_ADMIN: Final = [f"{_JS}.INFO"] + [
     f"{_JS}.STREAM.{verb}.{subjects.STREAM}" for verb in ("CREATE", "UPDATE", "INFO")
 ]
 _KV: Final = f"KV_{subjects.SCORES_BUCKET}"
+DISCOVERY: Final = [
+    f"$SRV.{verb}{tail}" for verb in ("PING", "INFO", "STATS") for tail in ("", ".>")
+]
+"""The NATS micro discovery requests (``nats micro ls/info/stats``), in every form."""
+
+ANONYMOUS: Final = "watcher"
+"""The user a connection without credentials is (unless anonymous is off)."""
+
 _CONSUMERS: Final = [
     f"{subjects.STREAM}.{consumer}"
     for consumer in (subjects.SCOREBOARD_CONSUMER, subjects.SCOREBOARD_ABORTED_CONSUMER)
@@ -84,9 +97,11 @@ ROLES: Final[dict[str, Role]] = {
         publish=[subjects.GAME_PLAY, subjects.SCORES_GET],
         subscribe=["_INBOX.>", subjects.RALLY_ALL],
     ),
-    "watcher": Role(subscribe=[subjects.RALLY_ALL]),
+    "watcher": Role(publish=DISCOVERY, subscribe=[subjects.RALLY_ALL, "_INBOX.>"]),
 }
-"""Every role: the players, the manager, the scoreboard, the proxy, a read-only watcher."""
+"""Every role: the players, the manager, the scoreboard, the proxy, a read-only watcher
+(it may watch rallies and ask the players' discovery requests, whose replies come to an
+inbox: ``_INBOX.>`` carries games and scores, nothing that is not public)."""
 
 PASSWORDS_FILE: Final = "passwords.conf"
 """The file (a secret) that defines the password variables ``auth.conf`` uses."""
@@ -126,9 +141,25 @@ def render() -> str:
     return "\n".join(lines)
 
 
-def generate(directory: Path) -> dict[str, Path]:
+def render_anonymous(on: bool) -> str:
+    """The config that maps a connection without credentials to :data:`ANONYMOUS`
+    (``anonymous-on.conf``), or refuses it (``anonymous-off.conf``)."""
+    if on:
+        return (
+            "# pingpong: a connection without credentials is the read-only watcher\n"
+            "# (nats sub 'rally.>', nats micro ls). anonymous-off.conf refuses it instead.\n"
+            f"no_auth_user: {ANONYMOUS}\n"
+        )
+    return (
+        "# pingpong: a connection without credentials is refused (NATS_ANONYMOUS=off).\n"
+        "# anonymous-on.conf makes it the read-only watcher instead.\n"
+    )
+
+
+def generate(directory: Path, *, anonymous: bool = True) -> dict[str, Path]:
     """Fresh passwords: ``passwords.conf`` for the server and ``<role>.password`` for each
-    service, all readable by their owner only; the password file of each role."""
+    service, all readable by their owner only, with ``auth.conf`` and ``anonymous.conf``
+    (see :func:`render_anonymous`) beside them; the password file of each role."""
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     passwords = {name: secrets.token_urlsafe(24) for name in ROLES}
     files: dict[str, Path] = {}
@@ -138,6 +169,7 @@ def generate(directory: Path) -> dict[str, Path]:
         directory / PASSWORDS_FILE, "".join(f'{variable(n)}: "{p}"\n' for n, p in passwords.items())
     )
     _private(directory / "auth.conf", render())
+    _private(directory / "anonymous.conf", render_anonymous(anonymous))
     return files
 
 

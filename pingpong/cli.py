@@ -68,7 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
     player.add_argument("--hit-chance", metavar="N", help="percent of swings that HIT (0-100)")
 
     manager = roles.add_parser("manager", help="play games (serves game.play)")
-    manager.add_argument("--max-rounds", metavar="N", help="strokes before a draw (default 99)")
+    manager.add_argument(
+        "--max-rounds", metavar="N", help="rounds (a PING and a PONG stroke) before a draw (99)"
+    )
     manager.add_argument("--max-games", metavar="N", help="games in flight at once")
 
     proxy = roles.add_parser("proxy", help="HTTP on :3000: curl it to play a game")
@@ -85,6 +87,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-auth",
         action="store_true",
         help="no NATS users (by default every role has its own, generated)",
+    )
+    up.add_argument(
+        "--no-anonymous",
+        action="store_true",
+        help="refuse connections without credentials (by default they are the read-only "
+        "watcher; env NATS_ANONYMOUS=off)",
     )
 
     secrets = roles.add_parser(
@@ -159,6 +167,7 @@ def _service(role: str, args: argparse.Namespace, settings: Settings) -> Service
             managers=args.managers,
             hit_chance=settings.hit_chance,
             auth=not args.no_auth,
+            anonymous=settings.nats_anonymous and not args.no_anonymous,
         )
 
         async def run_up(stop: asyncio.Event) -> None:

@@ -11,6 +11,7 @@ finishing its work in flight, and exits 0.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import shutil
@@ -73,6 +74,33 @@ class UpOptions:
     """Percent of swings that HIT."""
     auth: bool = True
     """One NATS user per role with generated passwords (off: anyone may connect)."""
+    anonymous: bool = True
+    """With ``auth``: a connection without credentials is the read-only watcher (off:
+    refused)."""
+
+
+def watch_lines(
+    options: UpOptions, nats_url: str, credentials: dict[str, Path] | None
+) -> list[str]:
+    """How to watch the rallies of this ``up``, as commands that work as written."""
+    me = Path(sys.executable).with_name("pingpong")
+    with contextlib.suppress(ValueError):
+        me = me.relative_to(Path.cwd())
+    server = "" if options.nats_port == 4222 else f"-s {nats_url} "
+    env = "" if options.nats_port == 4222 else f"NATS_URL={nats_url} "
+    if credentials is not None and not options.anonymous:
+        password = credentials["watcher"]
+        return [
+            "NATS users per role, anonymous refused; watch with:",
+            f"  {env}NATS_USER=watcher NATS_PASSWORD_FILE={password} {me} watch",
+            f"  nats {server}--user watcher --password \"$(cat {password})\" sub 'rally.>'",
+        ]
+    users = "NATS users per role; anonymous is the read-only watcher" if credentials else "no users"
+    return [
+        f"{users}; watch with:",
+        f"  {env}{me} watch",
+        f"  nats {server}sub 'rally.>'      nats {server}micro ls",
+    ]
 
 
 @dataclass(frozen=True)
@@ -182,9 +210,9 @@ async def up(options: UpOptions, stop: asyncio.Event, out: TextIO = sys.stdout) 
         nats_url = f"nats://127.0.0.1:{options.nats_port}"
         credentials = config = None
         if options.auth:  # the temp dir is private (0700); the files are 0600
-            credentials = auth.generate(Path(store) / "auth")
+            credentials = auth.generate(Path(store) / "auth", anonymous=options.anonymous)
             config = Path(store) / "auth" / "server.conf"
-            config.write_text("include ./auth.conf\n")
+            config.write_text("include ./auth.conf\ninclude ./anonymous.conf\n")
         nats = nats_child(server, options.nats_port, store, f"pingpong-{host}", config)
         services = cast(options, nats_url, host, credentials)
         try:
@@ -201,13 +229,8 @@ async def up(options: UpOptions, stop: asyncio.Event, out: TextIO = sys.stdout) 
                 f"scores: http://localhost:{options.port}/scores   "
                 f"(NATS at {nats_url}; Ctrl-C stops everything)",
             )
-            if credentials is not None:
-                sup.say(
-                    "up",
-                    f"NATS users per role; watch with: NATS_URL={nats_url} NATS_USER=watcher "
-                    f"NATS_PASSWORD_FILE={credentials['watcher']} pingpong watch "
-                    "(--no-auth: no users)",
-                )
+            for line in watch_lines(options, nats_url, credentials):
+                sup.say("up", line)
             waiters = [
                 asyncio.ensure_future(stop.wait()),
                 asyncio.ensure_future(sup.failure.wait()),

@@ -20,10 +20,16 @@ SCHEMA_VERSION: Final = 1
 change (a message changed alone gets a version of its own: :data:`SWING_EVENT_VERSION`)."""
 
 DEFAULT_MAX_ROUNDS: Final = 99
-"""Strokes without a miss after which a game is a draw (as the original)."""
+"""Rounds without a miss after which a game is a draw, as the original: a round is a
+PING stroke and a PONG stroke, so a draw is 198 strokes."""
+
+LARGEST_MAX_ROUNDS: Final = 1000
+"""The largest cap a game may ask for: a draw of 2,000 strokes is about 250 KB of JSON
+(600 KB with 200-character instance ids), inside NATS's 1 MB payload limit, so its result
+can be stored and answered."""
 
 DEFAULT_SWINGS_AHEAD: Final = 32
-"""Strokes the manager asks for at once (16 a side): at 85% hits 99.4% of games need one round."""
+"""Strokes the manager asks for at once (16 a side): at 85% hits 99.4% of games need no more."""
 
 MAX_SWING_BATCH: Final = 100
 """Most swings one request may ask of a player."""
@@ -137,7 +143,10 @@ class GameRequest(Message):
 
     game_id: GameId | None = Field(default=None, description="Chosen by the manager if absent.")
     max_rounds: int | None = Field(
-        default=None, ge=1, le=10_000, description="Strokes before a draw (default 99)."
+        default=None,
+        ge=1,
+        le=LARGEST_MAX_ROUNDS,
+        description="Rounds (a PING and a PONG stroke each) before a draw (default 99).",
     )
 
 
@@ -183,7 +192,7 @@ class RallyStarted(Message):
     kind: Literal["started"] = "started"
     game_id: GameId
     manager: Instance
-    max_rounds: int
+    max_rounds: int = Field(description="Rounds (a PING and a PONG stroke) before a draw.")
     at: datetime
 
 

@@ -31,6 +31,7 @@ from pingpong.messages import (
     DEFAULT_BATCH_GAMES,
     DEFAULT_MAX_ROUNDS,
     DEFAULT_SWINGS_AHEAD,
+    LARGEST_MAX_ROUNDS,
     MAX_BATCH_GAMES,
     MAX_SWING_BATCH,
 )
@@ -76,6 +77,11 @@ class Settings(BaseModel):
     nats_password: SecretStr | None = Field(default=None, description="NATS password.")
     nats_token: SecretStr | None = Field(default=None, description="NATS token.")
     nats_creds: Path | None = Field(default=None, description="NATS .creds file (JWT + nkey).")
+    nats_anonymous: bool = Field(
+        default=True,
+        description="A NATS connection without credentials is the read-only watcher "
+        "(`pingpong up`; `off`: refused).",
+    )
     instance_id: str | None = Field(
         default=None,
         max_length=200,
@@ -83,7 +89,10 @@ class Settings(BaseModel):
     )
     hit_chance: int = Field(default=85, ge=0, le=100, description="Percent of swings that HIT.")
     max_rounds: int = Field(
-        default=DEFAULT_MAX_ROUNDS, ge=1, le=10_000, description="Strokes before a draw."
+        default=DEFAULT_MAX_ROUNDS,
+        ge=1,
+        le=LARGEST_MAX_ROUNDS,
+        description="Rounds (a PING and a PONG stroke each) before a draw.",
     )
     swing_timeout: float = Field(default=0.5, gt=0, le=60, description="Seconds per swing request.")
     swing_retries: int = Field(

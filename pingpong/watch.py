@@ -29,7 +29,10 @@ def describe(event: RallyEvent) -> str:
     result)."""
     match event:
         case RallyStarted():
-            return f"{event.game_id} started   by {event.manager} (draw after {event.max_rounds})"
+            return (
+                f"{event.game_id} started   by {event.manager} "
+                f"(draw after {event.max_rounds} rounds)"
+            )
         case RallySwing(strokes=strokes):
             return "\n".join(
                 f"{event.game_id} #{s.stroke:<3} {s.side.upper()} --> {s.result:<4} "

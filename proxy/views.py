@@ -11,7 +11,7 @@ from aiohttp import web
 
 from pingpong.errors import BadMessageError, RemoteError
 from pingpong.handlers import raise_for_error
-from pingpong.messages import Game, GameRequest, decode, encode
+from pingpong.messages import LARGEST_MAX_ROUNDS, Game, GameRequest, decode, encode
 from proxy.games import LostConnectionError, ManagerSilentError
 from proxy.keys import GAMES, METRICS, NATS, SETTINGS
 from proxy.middlewares import error
@@ -42,12 +42,14 @@ def wants_json(request: web.Request) -> bool:
 
 
 def max_rounds(request: web.Request) -> int | None:
-    """``?max_rounds=N`` (1 to 10000), or None."""
+    """``?max_rounds=N`` (1 to :data:`LARGEST_MAX_ROUNDS`), or None."""
     value = request.query.get("max_rounds")
     if value is None:
         return None
-    if not value.isdigit() or not 1 <= int(value) <= 10_000:
-        raise BadQueryError(f"max_rounds must be a whole number from 1 to 10000, not {value!r}")
+    if not value.isdigit() or not 1 <= int(value) <= LARGEST_MAX_ROUNDS:
+        raise BadQueryError(
+            f"max_rounds must be a whole number from 1 to {LARGEST_MAX_ROUNDS}, not {value!r}"
+        )
     return int(value)
 
 

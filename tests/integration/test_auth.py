@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -20,16 +22,34 @@ from tests.natsserver import NatsServer
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@contextlib.asynccontextmanager
+async def users_server(
+    directory: Path, *, anonymous: bool
+) -> AsyncIterator[tuple[NatsServer, dict[str, str]]]:
+    """A nats-server with every role's user (as ``pingpong up`` runs it); the passwords."""
+    files = auth.generate(directory / "auth", anonymous=anonymous)
+    conf = directory / "auth" / "server.conf"
+    conf.write_text("include ./auth.conf\ninclude ./anonymous.conf\n")
+    server = NatsServer(store=directory / "js", extra_args=["-c", str(conf)])
+    await server.start()
+    try:
+        yield server, {role: f.read_text().strip() for role, f in files.items()}
+    finally:
+        await server.close()
+
+
 @pytest.fixture
 async def secured(tmp_path: Path) -> AsyncIterator[tuple[NatsServer, dict[str, str]]]:
-    """A nats-server with every role's user; the password of each role."""
-    files = auth.generate(tmp_path / "auth")
-    conf = tmp_path / "auth" / "server.conf"
-    conf.write_text("include ./auth.conf\n")
-    server = NatsServer(store=tmp_path / "js", extra_args=["-c", str(conf)])
-    await server.start()
-    yield server, {role: f.read_text().strip() for role, f in files.items()}
-    await server.close()
+    """Every role's user; a connection without credentials is the watcher (the default)."""
+    async with users_server(tmp_path, anonymous=True) as server:
+        yield server
+
+
+@pytest.fixture
+async def private(tmp_path: Path) -> AsyncIterator[tuple[NatsServer, dict[str, str]]]:
+    """Every role's user; a connection without credentials is refused."""
+    async with users_server(tmp_path, anonymous=False) as server:
+        yield server
 
 
 async def connect(
@@ -54,12 +74,14 @@ async def connect(
 
 def test_the_committed_auth_conf_is_what_the_role_table_renders() -> None:
     assert (ROOT / "nats" / "auth.conf").read_text() == auth.render()
+    assert (ROOT / "nats" / "anonymous-on.conf").read_text() == auth.render_anonymous(True)
+    assert (ROOT / "nats" / "anonymous-off.conf").read_text() == auth.render_anonymous(False)
 
 
-async def test_an_anonymous_connection_is_refused(
-    secured: tuple[NatsServer, dict[str, str]],
+async def test_with_anonymous_off_a_connection_without_credentials_is_refused(
+    private: tuple[NatsServer, dict[str, str]],
 ) -> None:
-    server, _ = secured
+    server, _ = private
     with pytest.raises(Exception, match="Authorization Violation"):
         await connect(server, None)
 
@@ -81,6 +103,15 @@ FORBIDDEN_PUBLISH = [
     ("proxy", "$JS.API.STREAM.INFO.RALLY"),
     ("watcher", "rally.g1.finished"),
     ("watcher", "game.play"),
+    ("watcher", "ping.swing"),
+    ("watcher", "$JS.API.STREAM.INFO.RALLY"),
+    (None, "ping.swing"),
+    (None, "ping.swings"),
+    (None, "rally.x.finished"),
+    (None, "game.play"),
+    (None, "scores.get"),
+    (None, "$JS.API.STREAM.INFO.RALLY"),
+    (None, "$KV.SCORES.x"),
     ("manager", "scores.get"),
     ("manager", "$JS.API.STREAM.DELETE.RALLY"),
     ("manager", "$KV.SCORES.scores"),
@@ -95,8 +126,10 @@ FORBIDDEN_SUBSCRIBE = [
     ("ping", "_INBOX.>"),
     ("pong", "game.play"),
     ("watcher", "game.play"),
-    ("watcher", "_INBOX.>"),
     ("watcher", "ping.swing"),
+    (None, "game.play"),
+    (None, "ping.swing"),
+    (None, "$JS.API.>"),
     ("proxy", "ping.swing"),
     ("proxy", "game.play"),
     ("manager", "ping.swing"),
@@ -107,7 +140,7 @@ FORBIDDEN_SUBSCRIBE = [
 
 async def refused(
     server: NatsServer,
-    role: str,
+    role: str | None,
     password: str,
     act: Callable[[Client], Awaitable[object]],
     report: str,
@@ -129,13 +162,14 @@ async def refused(
 
 @pytest.mark.parametrize(("role", "subject"), FORBIDDEN_PUBLISH)
 async def test_a_role_cannot_publish_outside_its_permissions(
-    secured: tuple[NatsServer, dict[str, str]], role: str, subject: str
+    secured: tuple[NatsServer, dict[str, str]], role: str | None, subject: str
 ) -> None:
+    """``None``: a connection without credentials (the watcher)."""
     server, passwords = secured
     await refused(
         server,
         role,
-        passwords[role],
+        passwords[role] if role else "",
         lambda nc: nc.publish(subject, b"{}"),
         "permissions violation for publish",
     )
@@ -143,13 +177,13 @@ async def test_a_role_cannot_publish_outside_its_permissions(
 
 @pytest.mark.parametrize(("role", "subject"), FORBIDDEN_SUBSCRIBE)
 async def test_a_role_cannot_subscribe_outside_its_permissions(
-    secured: tuple[NatsServer, dict[str, str]], role: str, subject: str
+    secured: tuple[NatsServer, dict[str, str]], role: str | None, subject: str
 ) -> None:
     server, passwords = secured
     await refused(
         server,
         role,
-        passwords[role],
+        passwords[role] if role else "",
         lambda nc: nc.subscribe(subject),
         "permissions violation for subscription",
     )
@@ -213,5 +247,69 @@ async def test_a_full_game_runs_with_every_role_on_its_own_user_and_a_forged_res
             assert "forged1" not in [g.game_id for g in scores.last_games]
             await forger.close()
             await watcher.close()
+    finally:
+        await services.close()
+
+
+async def discover(nc: Client, subject: str, wait: float = 0.5) -> list[dict[str, object]]:
+    """The answers to a NATS micro discovery request (as ``nats micro ls`` gathers them)."""
+    inbox = nc.new_inbox()
+    sub = await nc.subscribe(inbox)
+    await nc.publish(subject, b"", reply=inbox)
+    answers: list[dict[str, object]] = []
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(wait):
+            while True:
+                answers.append(json.loads((await sub.next_msg(timeout=wait)).data))
+    await sub.unsubscribe()
+    return answers
+
+
+async def test_without_credentials_a_client_watches_every_rally_and_discovers_the_players(
+    secured: tuple[NatsServer, dict[str, str]],
+) -> None:
+    server, passwords = secured
+    services = Services(Settings(nats_url=server.url, swing_timeout=0.5, game_timeout=5.0))
+    try:
+        creds = {role: as_role(services.settings, role, passwords) for role in auth.ROLES}
+        for n in (1, 2):
+            for side in subjects.SIDES:
+                await services.player(side, n, **creds[side])
+        await services.manager(1, **creds["manager"])
+        url = await services.proxy(**creds["proxy"])
+        anonymous = await connect(server, None)
+        seen = await anonymous.subscribe(subjects.RALLY_ALL)
+        await anonymous.flush()
+        async with aiohttp.ClientSession() as http:
+            game_ids = []
+            for _ in range(20):
+                async with http.get(url + "/") as r:
+                    assert r.status == 200
+                    game_ids.append(r.headers["X-Game-Id"])
+        kinds: dict[str, list[str]] = {game_id: [] for game_id in game_ids}
+        async with asyncio.timeout(5):
+            while not all("finished" in k for k in kinds.values()):
+                msg = await seen.next_msg(timeout=5)
+                _, game_id, kind = msg.subject.split(".")
+                kinds.setdefault(game_id, []).append(kind)
+        for game_id in game_ids:
+            assert kinds[game_id][0] == "started"
+            assert "swing" in kinds[game_id]
+            assert kinds[game_id][-1] == "finished"
+
+        infos = await discover(anonymous, "$SRV.INFO")
+        by_name = sorted((str(i["name"]), str(i["id"])) for i in infos)
+        assert [name for name, _ in by_name] == ["ping", "ping", "pong", "pong"]
+        stats = await discover(anonymous, "$SRV.STATS.ping")
+        requests = [
+            int(e["num_requests"])
+            for s in stats
+            for e in s["endpoints"]  # type: ignore[attr-defined]
+        ]
+        assert len(stats) == 2
+        assert sum(requests) >= 20  # every game asked ping at least once
+        pings = await discover(anonymous, f"$SRV.PING.pong.{by_name[2][1]}")
+        assert [p["id"] for p in pings] == [by_name[2][1]]
+        await anonymous.close()
     finally:
         await services.close()

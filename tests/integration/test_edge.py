@@ -44,7 +44,7 @@ async def test_games_beyond_the_in_flight_bound_get_503_with_retry_after(
     async with aiohttp.ClientSession() as http:
 
         async def long_game() -> tuple[int, str, str | None]:
-            async with http.get(url + "/?max_rounds=3000") as r:
+            async with http.get(url + "/?max_rounds=1000") as r:  # 2,000 strokes
                 return r.status, await r.text(), r.headers.get("Retry-After")
 
         results = await asyncio.gather(*(long_game() for _ in range(6)))

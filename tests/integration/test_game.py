@@ -69,12 +69,38 @@ async def test_json_format_returns_the_same_game_with_instances(services: Servic
     }
 
 
-async def test_a_hit_chance_of_100_plays_to_a_draw_at_the_cap(services: Services) -> None:
-    url = await services.game(players=1, hit_chance=100)
-    async with aiohttp.ClientSession() as http, http.get(url + "/?max_rounds=7") as r:
-        text = await r.text()
-    assert len(check_transcript(text)) == 7
-    assert text.splitlines()[-1] == "DRAW"
+DRAW_OF_ONE_ROUND = "PING --> HIT\nPONG --> HIT\nDRAW\n"
+
+
+@pytest.mark.parametrize(
+    "settings_of_the_path",
+    [{}, {"swings_ahead": 1}, {"batch_games": 1}, {"swings_ahead": 3}, {"swings_ahead": 200}],
+)
+async def test_a_hit_chance_of_100_draws_after_its_rounds_of_a_ping_and_a_pong_stroke(
+    services: Services, settings_of_the_path: dict[str, int]
+) -> None:
+    """On every path that sends swings; the largest cap one swing at a time (20,000 round
+    trips) is left to the rally's unit tests."""
+    url = await services.game(players=1, hit_chance=100, **settings_of_the_path)
+    async with aiohttp.ClientSession() as http:
+        async with http.get(url + "/?max_rounds=1") as r:
+            assert await r.text() == DRAW_OF_ONE_ROUND
+        async with http.get(url + "/?max_rounds=7") as r:
+            lines = check_transcript(await r.text())
+        assert len(lines) == 2 * 7
+        assert lines[-1] == "PONG --> HIT"
+        async with http.get(url + "/") as r:  # the default: 99 rounds, as the original
+            text = await r.text()
+        assert len(check_transcript(text)) == 2 * 99
+        assert text.splitlines()[-2:] == ["PONG --> HIT", "DRAW"]
+        if settings_of_the_path.get("swings_ahead") == 1:
+            return
+        async with http.get(url + "/?max_rounds=1000&format=json") as r:  # the largest cap
+            game = Game.model_validate_json(await r.read())
+        assert len(game.strokes) == 2000
+        assert game.is_draw
+        assert [s.stroke for s in game.strokes] == list(range(1, 2001))
+        assert (game.strokes[-1].side, game.strokes[-1].result) == ("pong", "HIT")
 
 
 async def test_swings_spread_over_both_replicas_of_each_side(services: Services) -> None:
@@ -224,13 +250,13 @@ async def test_managers_gone_past_the_failover_grace_give_503_within_about_two_s
             "GET",
             "/?max_rounds=0",
             400,
-            "max_rounds must be a whole number from 1 to 10000, not '0'\n",
+            "max_rounds must be a whole number from 1 to 1000, not '0'\n",
         ),
         (
             "GET",
             "/?max_rounds=x",
             400,
-            "max_rounds must be a whole number from 1 to 10000, not 'x'\n",
+            "max_rounds must be a whole number from 1 to 1000, not 'x'\n",
         ),
     ],
 )

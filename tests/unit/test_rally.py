@@ -9,7 +9,7 @@ import pytest
 from manager import Limits, Rally
 from manager.rally import Ask, Play
 from pingpong.errors import GameAbortedError, UnansweredError
-from pingpong.messages import Result, encode, now
+from pingpong.messages import LARGEST_MAX_ROUNDS, Result, encode, now
 from pingpong.subjects import Side
 
 HIT, MISS = Result.HIT, Result.MISS
@@ -39,7 +39,7 @@ class Table:
 
     def play(self, answer: Callable[[Ask], tuple[Result, ...]]) -> list[Play]:
         played: list[Play] = []
-        while asks := self.rally.next_round(self.clock):
+        while asks := self.rally.next_asks(self.clock):
             for ask in asks:
                 self.asked.append((ask.side, ask.first, ask.count))
                 if self.rally.waits_for(ask):
@@ -102,29 +102,33 @@ def test_a_missed_serve_gives_the_game_to_pong_without_a_winning_stroke() -> Non
 
 def test_the_game_ends_at_a_miss_without_waiting_for_the_other_sides_answer() -> None:
     rally = Rally("g", Limits())
-    ping, pong = rally.next_round(0.0)
+    ping, pong = rally.next_asks(0.0)
     assert rally.answer(ping, "ping-1", (MISS,), 0.001)[0].result is MISS
     assert rally.over
     assert not rally.waits_for(pong)  # its answer, when it comes, is dropped
-    assert rally.next_round(0.002) == []
+    assert rally.next_asks(0.002) == []
 
 
-@pytest.mark.parametrize("ahead", [1, 2, 16, 200])
-def test_the_cap_without_a_miss_is_a_draw_with_every_stroke_asked_once(ahead: int) -> None:
-    table = Table(Limits(max_rounds=99, ahead=ahead))
+@pytest.mark.parametrize("ahead", [1, 2, 3, 16, 32, 200])
+@pytest.mark.parametrize("rounds", [1, 2, 99, LARGEST_MAX_ROUNDS])
+def test_the_cap_without_a_miss_is_a_draw_after_its_rounds_with_every_stroke_asked_once(
+    ahead: int, rounds: int
+) -> None:
+    table = Table(Limits(max_rounds=rounds, ahead=ahead))
     played = table.play(honest())
-    assert [s.stroke for s in played] == list(range(1, 100))
-    assert [s.side for s in played[:2]] == ["ping", "pong"]
+    strokes = 2 * rounds  # a round is a PING stroke and a PONG stroke, as in the original
+    assert [s.stroke for s in played] == list(range(1, strokes + 1))
+    assert [s.side for s in played[-2:]] == ["ping", "pong"]
     assert table.rally.over
     assert table.rally.winner is None
-    assert transcript(table)[-1] == "DRAW"
+    assert transcript(table)[-2:] == ["PONG --> HIT", "DRAW"]
     asked = sorted(first + 2 * i for _, first, count in table.asked for i in range(count))
-    assert asked == list(range(1, 100))
+    assert asked == list(range(1, strokes + 1))
 
 
 def test_strokes_come_out_in_order_whichever_side_answers_first() -> None:
     rally = Rally("g", Limits(ahead=4))
-    ping, pong = rally.next_round(0.0)
+    ping, pong = rally.next_asks(0.0)
     assert rally.answer(pong, "pong-1", (HIT, MISS), 0.001) == []  # stroke 1 is ping's
     played = rally.answer(ping, "ping-1", (HIT, HIT), 0.002)
     assert [(s.stroke, s.side, s.result) for s in played] == [
@@ -138,28 +142,28 @@ def test_strokes_come_out_in_order_whichever_side_answers_first() -> None:
 
 def test_an_unanswered_swing_is_asked_again_after_a_growing_backoff_and_the_game_goes_on() -> None:
     rally = Rally("g", Limits(retries=3, backoff=0.01, ahead=1))
-    (ping,) = rally.next_round(0.0)
+    (ping,) = rally.next_asks(0.0)
     rally.answer(ping, "ping-1", (HIT,), 0.001)
-    (pong,) = rally.next_round(0.001)
+    (pong,) = rally.next_asks(0.001)
     assert rally.failed(pong, "timeout") == 0.01
     assert rally.failed(pong, "no responders") == 0.02
     assert rally.waits_for(pong)
     (stroke,) = rally.answer(pong, "pong-1", (HIT,), 0.05)
     assert stroke.attempts == 3
-    (ping,) = rally.next_round(0.05)
+    (ping,) = rally.next_asks(0.05)
     rally.answer(ping, "ping-1", (MISS,), 0.06)
     assert rally.winner == "pong"
 
 
 def test_the_backoff_stops_growing_at_its_maximum() -> None:
     rally = Rally("g", Limits(retries=10, backoff=0.1, max_backoff=0.3))
-    ping, _ = rally.next_round(0.0)
+    ping, _ = rally.next_asks(0.0)
     assert [rally.failed(ping, "timeout") for _ in range(4)] == [0.1, 0.2, 0.3, 0.3]
 
 
 def test_a_side_that_never_answers_aborts_the_game_after_the_retries() -> None:
     rally = Rally("g", Limits(retries=2))
-    _, pong = rally.next_round(0.0)
+    _, pong = rally.next_asks(0.0)
     rally.failed(pong, "no responders")
     rally.failed(pong, "no responders")
     with pytest.raises(GameAbortedError, match=r"no pong player answered stroke 2 \(3 tries"):
@@ -175,7 +179,7 @@ def test_an_answer_that_does_not_fit_the_request_is_refused_and_asked_again(
     results: tuple[Result, ...],
 ) -> None:
     rally = Rally("g", Limits(ahead=4))
-    ping, pong = rally.next_round(0.0)
+    ping, pong = rally.next_asks(0.0)
     with pytest.raises(UnansweredError, match="a ping player answered"):
         rally.answer(ping, "ping-1", results, 0.001)
     assert rally.waits_for(ping)
@@ -189,7 +193,7 @@ def test_an_answer_that_does_not_fit_the_request_is_refused_and_asked_again(
 
 def test_each_sides_latency_runs_from_its_request_to_its_own_answer() -> None:
     rally = Rally("g", Limits(ahead=2))
-    ping, pong = rally.next_round(10.0)
+    ping, pong = rally.next_asks(10.0)
     rally.answer(pong, "pong-1", (MISS,), 10.001)  # pong answers first, after 1 ms
     played = rally.answer(ping, "ping-1", (HIT,), 10.005)  # ping after 5 ms
     assert [(s.side, s.latency_ms) for s in played] == [("ping", 5.0), ("pong", 1.0)]
