@@ -23,7 +23,7 @@ from manager.ending import Action, Answer, Forget, RetryStore, Store
 from manager.game import Game
 from manager.rally import ms
 from pingpong import early, subjects
-from pingpong.eventlog import stored_sequence
+from pingpong.eventlog import Keeper, stored_sequence
 from pingpong.handlers import respond_error_to
 from pingpong.inbox import Inbox
 from pingpong.messages import RallyAborted, encode, now
@@ -54,8 +54,9 @@ class Results:
         """Names this manager in the stored acks of its early answers."""
         self.ack_timeout = min(ACK_TIMEOUT, settings.store_timeout)
         self.forget = forget
-        self.logged = False
-        """True once the stream is there: final events go through JetStream."""
+        self.keeper: Keeper | None = None
+        """Once the stream is there: final events go through JetStream, and the keeper
+        makes the stream again if it is gone."""
         self._loop = asyncio.get_running_loop()
         self._later: set[asyncio.Task[None]] = set()  # the rare paths: aborts, store retries
 
@@ -70,7 +71,9 @@ class Results:
         data = played.json(game.strokes)
         log.debug("finished: %s", played.winner or "draw", extra={"game_id": game.game_id})
         game.final = ("finished", finished_event(data))
-        await self._act(game, game.ending.finish(data, self._loop.time(), logged=self.logged))
+        await self._act(
+            game, game.ending.finish(data, self._loop.time(), logged=self.keeper is not None)
+        )
 
     async def abort(self, game: Game, code: int, reason: str) -> None:
         """Give the game up: store its aborted event, then answer ``code``."""
@@ -126,7 +129,7 @@ class Results:
         kind, event = game.final
         subject = subjects.rally_subject(game.game_id, kind)
         headers = {"Nats-Msg-Id": subjects.finished_msg_id(game.game_id, kind)}
-        if not self.logged:  # no stream: core NATS, and stored as far as it goes
+        if self.keeper is None:  # no stream: core NATS, and stored as far as it goes
             await self.nc.publish(subject, event, headers=headers)
             await self._act(game, game.ending.stored())
             return
@@ -174,6 +177,8 @@ class Results:
             f"the result of game {game.game_id} could not be stored in the event log "
             f"within {game.ending.store_timeout:g}s ({game.ending.tries} tries): {e}"
         )
+        if isinstance(e, nats.js.errors.NoStreamResponseError) and self.keeper is not None:
+            self.keeper.lost()
         action = game.ending.not_stored(self._loop.time(), why)
         if isinstance(action, Answer):
             log.error("%s", why, extra={"game_id": game.game_id})

@@ -36,7 +36,7 @@ from manager.results import Results
 from manager.swings import SideSender
 from pingpong import bus, early, subjects
 from pingpong.errors import BadMessageError, GameAbortedError, UnansweredError
-from pingpong.eventlog import stream_config, wait_for_stream
+from pingpong.eventlog import Keeper, stream_config, wait_for_stream
 from pingpong.handlers import Decoder, respond_error
 from pingpong.inbox import Inbox
 from pingpong.messages import GameRequest, Result
@@ -187,7 +187,9 @@ class Manager:
     async def use_event_log(self, stop: asyncio.Event) -> None:
         """Store final events through JetStream once the stream is there (retried)."""
         js = self.nc.jetstream(timeout=2.0)
-        self.results.logged = await wait_for_stream(js, stream_config(self.settings), stop)
+        config = stream_config(self.settings)
+        if await wait_for_stream(js, config, stop):
+            self.results.keeper = Keeper(js, config)
 
     async def finish(self, timeout: float) -> None:
         """Wait (bounded) for the games in flight."""

@@ -27,6 +27,7 @@ from pingpong.settings import Settings
 log = logging.getLogger(__name__)
 
 __all__ = [
+    "Keeper",
     "Puller",
     "delivered_sequences",
     "ensure_stream",
@@ -110,6 +111,42 @@ async def wait_for_stream(
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), STREAM_RETRY)
     return False
+
+
+class Keeper:
+    """Makes the ``RALLY`` stream again when a write found no stream to take it.
+
+    A store that comes back empty (a lost disk, a fresh volume, a power cut before the
+    stream's first sync) has no stream: without this, its writers would retry into
+    nothing until a restart. No responders also comes while a cluster elects a stream
+    leader; then the stream is there, and this does nothing.
+    """
+
+    def __init__(self, js: JetStreamContext, config: StreamConfig) -> None:
+        self.js = js
+        self.config = config
+        self._again: asyncio.Task[None] | None = None
+
+    def lost(self) -> None:
+        """No stream took a write: make it again if it is gone (once at a time)."""
+        if self._again is None or self._again.done():
+            self._again = asyncio.create_task(self._make_again())
+
+    async def _make_again(self) -> None:
+        try:
+            await self.js.stream_info(subjects.STREAM)
+            return  # there: a leader election, or a moment without JetStream
+        except nats.js.errors.NotFoundError:
+            pass
+        except (nats.errors.Error, nats.js.errors.APIError):
+            return
+        log.warning(
+            "the event log %s is gone (its store came back empty?); making it again",
+            subjects.STREAM,
+        )
+        problem = await ensure_stream(self.js, self.config)
+        if problem is not None:
+            log.warning("%s; trying again at the next write", problem)
 
 
 def stored_sequence(msg: Msg) -> int:

@@ -11,6 +11,7 @@ publish the stream's duplicate window let through.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 from typing import Final, Literal
 
 from pydantic import Field
@@ -48,10 +49,22 @@ class Tally(Message):
         description="The last stream sequence folded in, by kind of result "
         "(missing: ``scores.last_seq``, as a tally from before the readers split).",
     )
+    stream: datetime | None = Field(
+        default=None,
+        description="When the event log whose sequences these are was made: a log made "
+        "since (its store came back empty) starts its sequences anew.",
+    )
 
     def cursor(self, kind: ResultKind) -> int:
         """The last stream sequence of a ``kind`` event folded in."""
         return self.read.get(kind, self.scores.last_seq)
+
+    def rewound(self, last_seq: int, stream: datetime | None = None) -> Tally:
+        """The same scores, every cursor at ``last_seq`` at the most, of the log made at
+        ``stream`` (a log that went back to end there is read on from its end)."""
+        read = {kind: min(self.cursor(kind), last_seq) for kind in RESULT_KINDS}
+        scores = self.scores.model_copy(update={"last_seq": min(self.scores.last_seq, last_seq)})
+        return Tally(scores=scores, recent=self.recent, read=read, stream=stream or self.stream)
 
 
 def fold(tally: Tally, event: RallyEvent | None, seq: int, kind: ResultKind = "finished") -> Tally:
@@ -123,7 +136,12 @@ def fold_all(
             wins_by_instance=by_instance,
             last_games=(*reversed(summaries[-LAST_GAMES:]), *s.last_games)[:LAST_GAMES],
         )
-    return Tally(scores=s.model_copy(update=update), recent=tuple(recent[-RECENT_IDS:]), read=read)
+    return Tally(
+        scores=s.model_copy(update=update),
+        recent=tuple(recent[-RECENT_IDS:]),
+        read=read,
+        stream=tally.stream,
+    )
 
 
 def summary(event: RallyFinished | RallyAborted) -> GameSummary:

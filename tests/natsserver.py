@@ -7,10 +7,14 @@ import contextlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.process import free_port
-from pingpong.local import find_nats_server
+from nats.js import JetStreamContext
 
-__all__ = ["NatsServer", "free_port"]
+from bench.process import free_port
+from pingpong import eventlog
+from pingpong.local import find_nats_server
+from pingpong.settings import Settings
+
+__all__ = ["NatsServer", "free_port", "stream_takes_no_rally_events"]
 
 
 @dataclass
@@ -70,3 +74,12 @@ class NatsServer:
     async def close(self) -> None:
         with contextlib.suppress(ProcessLookupError):
             await self.kill()
+
+
+async def stream_takes_no_rally_events(js: JetStreamContext) -> None:
+    """Have ``RALLY`` take other subjects: a stored publish of a rally event meets no
+    stream, as while a cluster elects a stream leader, but the stream is there (so no
+    one makes it again). ``ensure_stream`` with the settings' config undoes it."""
+    config = eventlog.stream_config(Settings())
+    config.subjects = ["rally-elsewhere.>"]
+    await js.update_stream(config)

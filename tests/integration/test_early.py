@@ -14,6 +14,7 @@ from pingpong.messages import Game, RallyFinished, decode, decode_event
 from pingpong.settings import Settings
 from proxy.games import GameClient
 from tests.conftest import Services
+from tests.natsserver import stream_takes_no_rally_events
 
 INBOX = "_INBOX.early"
 EARLY = early.ASK
@@ -90,7 +91,7 @@ async def test_an_early_answer_the_stream_did_not_store_is_answered_again_once_s
 ) -> None:
     await requester.early_game()  # the manager stores through the stream now
     js = nc.jetstream()
-    await js.delete_stream(subjects.STREAM)  # as while a cluster elects a stream leader
+    await stream_takes_no_rally_events(js)  # as while a cluster elects a stream leader
     reply = await requester.ask()
     answer = await requester.next()
     assert answer.subject == reply

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
+from collections.abc import Awaitable
 from pathlib import Path
 
 import aiohttp
+import pytest
 from nats.aio.client import Client
 
 from pingpong import bus, eventlog, subjects
-from pingpong.messages import RallyFinished, decode_event
+from pingpong.messages import RallyFinished, Scores, decode_event
 from pingpong.settings import DUPLICATE_SPARE, Settings
-from tests.conftest import Services
-from tests.natsserver import NatsServer
+from tests.conftest import Services, wait_for
+from tests.natsserver import NatsServer, stream_takes_no_rally_events
 
 
 async def test_every_game_is_stored_once_in_a_rally_stream_made_as_the_settings_say(
@@ -133,7 +136,7 @@ async def test_a_game_is_answered_only_once_its_result_is_stored(
     async with aiohttp.ClientSession() as http:
         async with http.get(url + "/") as r:  # the manager now stores through the stream
             assert r.status == 200
-        await js.delete_stream(subjects.STREAM)  # as while a cluster elects a stream leader
+        await stream_takes_no_rally_events(js)  # as while a cluster elects a stream leader
         loop = asyncio.get_running_loop()
         t0 = loop.time()
         answer = asyncio.ensure_future(http.get(url + "/"))
@@ -157,9 +160,55 @@ async def test_a_game_whose_result_cannot_be_stored_is_answered_503(
     async with aiohttp.ClientSession() as http:
         async with http.get(url + "/") as r:
             assert r.status == 200
-        await nc.jetstream().delete_stream(subjects.STREAM)
+        await stream_takes_no_rally_events(nc.jetstream())
         async with http.get(url + "/") as r:
             body = await r.text()
             assert r.status == 503
             assert "could not be stored in the event log within 1s" in body
             assert body.count("\n") == 1
+
+
+async def test_a_store_that_comes_back_empty_is_made_again_and_the_games_go_on(
+    services: Services, nats_server: NatsServer, nc: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A lost disk or a fresh volume: the services make the stream and the bucket again,
+    without a restart of theirs; the scores keep the games they counted."""
+    await services.scoreboard()
+    url = await services.game(players=1)
+    async with aiohttp.ClientSession() as http:
+
+        async def games() -> int:
+            async with http.get(url + "/scores.json") as r:
+                return Scores.model_validate_json(await r.read()).games if r.status == 200 else -1
+
+        for _ in range(5):
+            async with http.get(url + "/") as r:
+                assert r.status == 200
+        await wait_for(lambda: _equals(games(), 5), timeout=10)
+        await nats_server.kill()
+        shutil.rmtree(nats_server.store)
+        await nats_server.start()
+
+        answered: list[str] = []
+
+        async def plays() -> bool:
+            async with http.get(url + "/") as r:
+                if r.status == 200:
+                    answered.append(r.headers["X-Game-Id"])
+                return r.status == 200
+
+        await wait_for(plays, timeout=20, interval=0.2)
+        for _ in range(5):
+            assert await plays()
+        await wait_for(lambda: _equals(games(), 5 + len(answered)), timeout=20)
+    js = nc.jetstream()
+    info = await js.stream_info(subjects.STREAM, subjects_filter=subjects.RALLY_FINISHED_ALL)
+    stored = set((info.state.subjects or {}).keys())
+    assert {subjects.rally_subject(game_id, "finished") for game_id in answered} <= stored
+    warnings = " / ".join(r.getMessage() for r in caplog.records if r.levelname == "WARNING")
+    assert "the event log RALLY is gone" in warnings
+    assert "the scores bucket SCORES is gone" in warnings
+
+
+async def _equals(value: Awaitable[int], expected: int) -> bool:
+    return await value == expected

@@ -22,7 +22,8 @@ from pingpong.messages import (
     encode,
 )
 from pingpong.settings import Settings
-from scoreboard.service import Reader, Scoreboard, open_bucket
+from scoreboard.board import Scoreboard, open_bucket
+from scoreboard.reader import Reader
 from tests.conftest import Services, wait_for
 from tests.natsserver import NatsServer
 
@@ -236,7 +237,7 @@ async def puller(nc: Client, events: int = 0) -> AsyncIterator[Puller]:
     for n in range(events):  # a swing event between results: the consumer skips it
         await js.publish(subjects.rally_subject(f"g{n}", "swing"), b"{}")
         await js.publish(subjects.rally_subject(f"g{n}", "finished"), f"{n}".encode())
-    board = Scoreboard(nc, js, await open_bucket(js, 1))
+    board = Scoreboard(nc, js, await open_bucket(js, 1), eventlog.stream_config(Settings()))
     pull = await Reader(board, "finished").subscribe()
     try:
         yield pull

@@ -134,3 +134,17 @@ def test_a_tally_from_before_the_readers_split_reads_both_kinds_on_from_its_last
     assert (old.cursor("finished"), old.cursor("aborted")) == (50, 50)
     assert fold(old, aborted("x"), 50, "aborted") == old
     assert fold(old, aborted("x"), 51, "aborted").scores.aborted == 1
+
+
+def test_a_log_that_went_back_is_read_on_from_its_end_and_the_scores_keep_their_games() -> None:
+    counted = fold_all(Tally(), [(finished("a", 3, "pong"), 40), (finished("b", 5, "ping"), 50)])
+    counted = fold(counted, aborted("c"), 45, "aborted")
+    rewound = counted.rewound(2)  # the log came back ending at sequence 2
+    assert (rewound.scores.games, rewound.scores.aborted) == (2, 1)
+    cursors = (rewound.cursor("finished"), rewound.cursor("aborted"), rewound.scores.last_seq)
+    assert cursors == (2, 2, 2)
+    # the log's next results are new games and count; a game counted before counts once
+    after = fold_all(rewound, [(finished("d", 3, "pong"), 3), (finished("a", 3, "pong"), 4)])
+    assert after.scores.games == 3
+    assert after.cursor("finished") == 4
+    assert counted.rewound(60) == counted  # a log that did not go back changes nothing
