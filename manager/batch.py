@@ -28,15 +28,15 @@ class Batcher(Generic[T]):
     holds up only that batch.
 
     ``send(items)`` sends a batch and handles its answer; whatever it raises fails
-    the batch: ``fail(items, reason)`` (:class:`UnansweredError`'s text, or the
-    error's type and text). Items for which ``live`` is false when their batch leaves
-    (their game gave up on them) are left out.
+    the batch: ``fail(items, why)``, an :class:`UnansweredError` (any other error
+    becomes one that failed at once, with the error's type and text). Items for which
+    ``live`` is false when their batch leaves (their game gave up on them) are left out.
     """
 
     def __init__(
         self,
         send: Callable[[list[T]], Awaitable[None]],
-        fail: Callable[[list[T], str], None],
+        fail: Callable[[list[T], UnansweredError], None],
         max_items: int,
         *,
         in_flight: int = 1,
@@ -109,6 +109,6 @@ class Batcher(Generic[T]):
         try:
             await self.send(batch)
         except Exception as e:  # whatever went wrong, each game hears of it and retries
-            self.fail(
-                batch, str(e) if isinstance(e, UnansweredError) else f"{type(e).__name__}: {e}"
-            )
+            if not isinstance(e, UnansweredError):
+                e = UnansweredError(f"{type(e).__name__}: {e}")
+            self.fail(batch, e)

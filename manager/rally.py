@@ -91,14 +91,20 @@ class Limits:
     """Rounds without a miss after which the game is a draw; a round is a PING stroke and
     a PONG stroke, as in the original (99 rounds: a draw is 198 strokes)."""
 
-    retries: int = 3
-    """Extra requests for a swing that timed out or met no player."""
+    retries: int = 15
+    """More requests of a swing that a player took and did not answer in time, before
+    the game is given up: enough to outlast nats-server noticing that a lost node's
+    players are gone from their queue group (each request may reach one of them)."""
+
+    empty_retries: int = 3
+    """More requests of a swing that failed at once (no player serves the side, or the
+    answer was broken), before the game is given up."""
 
     backoff: float = 0.02
-    """Seconds before the first retry; doubled for each further retry."""
+    """Seconds before asking again after a request failed at once; doubled each time."""
 
     max_backoff: float = 0.5
-    """Seconds at most between two retries."""
+    """Seconds at most between two such requests."""
 
     ahead: int = DEFAULT_SWINGS_AHEAD
     """Strokes asked for at once, split between the sides (1: one swing at a time)."""
@@ -220,17 +226,26 @@ class Rally:
             self.over = True  # a draw
         return played
 
-    def failed(self, ask: Ask, reason: str) -> float:
+    def failed(self, ask: Ask, why: UnansweredError) -> float:
         """``ask`` went unanswered: seconds to wait before asking again (its ``attempts``
-        counts the next request). Raises :class:`GameAbortedError` once retries are out."""
+        counts the next request).
+
+        A request that timed out is asked again at once (the wait was its timeout), and
+        its own answer still counts if it comes first: a hedge, not a retry. One that
+        failed at once is asked again after a backoff. Raises :class:`GameAbortedError`
+        once the side has had ``limits.retries`` more requests (``limits.empty_retries``
+        when the last failed at once).
+        """
         limits = self.limits
-        if ask.attempts > limits.retries:
+        if ask.attempts > (limits.retries if why.timed_out else limits.empty_retries):
             raise GameAbortedError(
                 f"no {ask.side} player answered stroke {ask.first} "
-                f"({ask.attempts} tries, last: {reason})"
+                f"({ask.attempts} tries, last: {why.reason})"
             )
-        delay: float = min(limits.backoff * 2.0 ** (ask.attempts - 1), limits.max_backoff)
         ask.attempts += 1
+        if why.timed_out:
+            return 0.0
+        delay: float = min(limits.backoff * 2.0 ** (ask.attempts - 2), limits.max_backoff)
         return delay
 
     def played(self, manager: str, duration_ms: float, started_at: datetime) -> Played:

@@ -74,7 +74,14 @@ class Manager:
         alone = settings.batch_games == 1
         self._batchers = {
             side: Batcher(
-                SideSender(inbox, side, settings.swing_timeout, self._answered, lone_only=alone),
+                SideSender(
+                    inbox,
+                    side,
+                    settings.swing_timeout,
+                    self._answered,
+                    lone_only=alone,
+                    linger=settings.swing_timeout * settings.swing_retries,
+                ),
                 self._failed,
                 settings.batch_games,
                 in_flight=settings.max_games if alone else 1,
@@ -139,7 +146,7 @@ class Manager:
         try:
             plays = game.rally.answer(item.ask, instance, results, at)
         except UnansweredError as e:  # an answer that does not fit the request
-            self._failed([item], str(e))
+            self._failed([item], e)
             return
         await self.results.guard(game, self._play_on(game, [play.json() for play in plays]))
 
@@ -152,18 +159,21 @@ class Manager:
         else:
             self._ask_next(game)
 
-    def _failed(self, items: list[Asked], reason: str) -> None:
-        """Requests went unanswered: each game still waiting asks again after its backoff,
-        or is given up once its retries are out."""
+    def _failed(self, items: list[Asked], why: UnansweredError) -> None:
+        """Requests went unanswered: each game still waiting asks again (at once after a
+        timeout, after a backoff else), or is given up once its retries are out."""
         for game, ask in items:
             if not game.waits_for(ask):
                 continue
             try:
-                delay = game.rally.failed(ask, reason)
+                delay = game.rally.failed(ask, why)
             except GameAbortedError as e:
                 self.results.abort_soon(game, 503, e.reason)
                 continue
-            self._loop.call_later(delay, self._resend, game, ask)
+            if delay:
+                self._loop.call_later(delay, self._resend, game, ask)
+            else:
+                self._resend(game, ask)
 
     def _resend(self, game: Game, ask: Ask) -> None:
         if game.waits_for(ask):

@@ -6,22 +6,27 @@ player), or one game's on ``<side>.swing`` (a lone swing: the smaller request, a
 player's replies repeat, so each distinct one is read once). ``BATCH_GAMES=1`` sends
 every swing alone. Whatever goes wrong (no player, a timeout, a reply that does not
 fit) is raised as :class:`UnansweredError`, and the batcher fails each game's request.
+
+A request that timed out is hedged: its games ask again, and its own answer, if it
+comes within ``linger`` seconds, still plays the games that are still waiting for it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import Final
 
 import nats.errors
+from nats.aio.msg import Msg
 
 from manager.game import Asked
 from pingpong import subjects
 from pingpong.errors import BadMessageError, RemoteError, UnansweredError
 from pingpong.handlers import Decoder, raise_for_error
-from pingpong.inbox import Inbox
+from pingpong.inbox import Inbox, OnReply
 from pingpong.messages import M, Result, SwingBatchReply, SwingReply, decode
 from pingpong.wire import swing_batch_json, swing_json
 
@@ -45,12 +50,15 @@ class SideSender:
         on_answer: OnAnswer,
         *,
         lone_only: bool = False,
+        linger: float = 0.0,
     ) -> None:
         self.inbox = inbox
         self.side = side
         self.timeout = timeout
         self.on_answer = on_answer
         self.lone_only = lone_only
+        self.linger = linger
+        """Seconds after its timeout that a request's answer still counts."""
         self._swing = subjects.swing_subject(side)
         self._swings = subjects.swings_subject(side)
         self._lone = Decoder(SwingReply, REPLY_CACHE)
@@ -62,12 +70,16 @@ class SideSender:
             for item in items:
                 await self._alone(item)
             return
-        side = self.side
         payload = swing_batch_json((i.game.game_id, i.ask.first, i.ask.count) for i in items)
-        reply = self._read(SwingBatchReply, await self._ask(self._swings, payload))
-        if reply.side != side or len(reply.results) != len(items):
+        data = await self._ask(self._swings, payload, lambda msg: self._late(items, msg))
+        await self._batch_answered(items, data)
+
+    async def _batch_answered(self, items: list[Asked], data: bytes) -> None:
+        reply = self._read(SwingBatchReply, data)
+        if reply.side != self.side or len(reply.results) != len(items):
             raise UnansweredError(
-                f"a {reply.side} player answered {len(reply.results)} of {len(items)} {side} swings"
+                f"a {reply.side} player answered {len(reply.results)} of {len(items)} "
+                f"{self.side} swings"
             )
         at = time.perf_counter()
         for item, results in zip(items, reply.results, strict=True):
@@ -75,7 +87,11 @@ class SideSender:
 
     async def _alone(self, item: Asked) -> None:
         ask = item.ask
-        data = await self._ask(self._swing, swing_json(item.game.game_id, ask.first, ask.count))
+        payload = swing_json(item.game.game_id, ask.first, ask.count)
+        data = await self._ask(self._swing, payload, lambda msg: self._late([item], msg))
+        await self._alone_answered(item, data)
+
+    async def _alone_answered(self, item: Asked, data: bytes) -> None:
         try:
             reply = self._lone(data)
         except BadMessageError as e:
@@ -84,15 +100,28 @@ class SideSender:
             raise UnansweredError(f"a {reply.side} player answered a {self.side} swing")
         await self.on_answer(item, reply.instance, reply.results, time.perf_counter())
 
-    async def _ask(self, subject: str, payload: bytes) -> bytes:
+    async def _late(self, items: list[Asked], msg: Msg | None) -> None:
+        """The answer to a request after its timeout: it plays the games still waiting."""
+        if msg is None:
+            return
+        with contextlib.suppress(UnansweredError, RemoteError):
+            data = raise_for_error(msg).data
+            if len(items) == 1:  # a lone swing's request (a batch has two items or more)
+                await self._alone_answered(items[0], data)
+            else:
+                await self._batch_answered(items, data)
+
+    async def _ask(self, subject: str, payload: bytes, late: OnReply) -> bytes:
         """A request to the side's players: the reply's data."""
         try:
-            msg = await self.inbox.request(subject, payload, self.timeout)
+            msg = await self.inbox.request(
+                subject, payload, self.timeout, late=late, linger=self.linger
+            )
             return raise_for_error(msg).data
         except nats.errors.NoRespondersError:
             raise UnansweredError("no responders") from None
         except nats.errors.TimeoutError:
-            raise UnansweredError(f"timeout after {self.timeout}s") from None
+            raise UnansweredError(f"timeout after {self.timeout}s", timed_out=True) from None
         except RemoteError as e:
             raise self._broken(e) from None
 

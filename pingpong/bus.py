@@ -19,8 +19,9 @@ log = logging.getLogger(__name__)
 RECONNECT_WAIT: Final = 1.0
 """Seconds between reconnect attempts (forever)."""
 
-PING_INTERVAL: Final = 3
-"""Seconds between client pings; a dead server is noticed after two missed pongs."""
+PING_INTERVAL: Final = 1
+"""Seconds between client pings; a dead server (one on a node that was cut off) is
+noticed after two missed pongs, in 2 to 3 s, and the client moves to another."""
 
 
 class _ConnectionLog:

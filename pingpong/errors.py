@@ -37,4 +37,14 @@ class GameAbortedError(PingpongError):
 
 
 class UnansweredError(PingpongError):
-    """A request timed out or met no responder; another replica may answer a retry."""
+    """A request timed out or met no responder; another replica may answer a retry.
+
+    ``timed_out``: a player took it and did not answer in time (it may yet: a request
+    asked again leaves the first one open); else it failed at once (no player serves
+    the subject, or the answer was broken).
+    """
+
+    def __init__(self, reason: str, *, timed_out: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.timed_out = timed_out

@@ -129,9 +129,20 @@ class Inbox:
             await handler[0](msg)
 
     async def request(
-        self, subject: str, payload: bytes, timeout: float, headers: dict[str, str] | None = None
+        self,
+        subject: str,
+        payload: bytes,
+        timeout: float,
+        headers: dict[str, str] | None = None,
+        *,
+        late: OnReply | None = None,
+        linger: float = 0.0,
     ) -> Msg:
-        """The reply; raises ``nats.errors.TimeoutError`` or ``nats.errors.NoRespondersError``."""
+        """The reply; raises ``nats.errors.TimeoutError`` or ``nats.errors.NoRespondersError``.
+
+        ``late``: a reply that comes within ``linger`` seconds after the timeout goes to
+        it (a hedged request: asked again elsewhere, the first answer still counts).
+        """
         if not self.started:
             await self.start()
         token = str(next(self._tokens))
@@ -142,6 +153,10 @@ class Inbox:
         try:
             await self.nc.publish(subject, payload, reply=f"{self.prefix}.{token}", headers=headers)
             msg = await future
+        except nats.errors.TimeoutError:
+            if late is not None and linger > 0 and token in self._futures:
+                self._handlers[token] = (late, loop.call_later(linger, self._forget, token))
+            raise
         finally:
             timer.cancel()
             self._futures.pop(token, None)
@@ -181,6 +196,9 @@ class Inbox:
             timer.cancel()
             del self._handlers[key]
             raise
+
+    def _forget(self, key: str) -> None:
+        self._handlers.pop(key, None)
 
     def _expire(self, key: str) -> None:
         handler = self._handlers.pop(key, None)

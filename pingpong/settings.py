@@ -96,7 +96,12 @@ class Settings(BaseModel):
     )
     swing_timeout: float = Field(default=0.5, gt=0, le=60, description="Seconds per swing request.")
     swing_retries: int = Field(
-        default=3, ge=0, le=20, description="Retries of a swing that timed out or met no player."
+        default=15,
+        ge=0,
+        le=100,
+        description="More requests of a swing a player took and did not answer within "
+        "SWING_TIMEOUT (each earlier request's answer still counts), before the game is "
+        "aborted; a side no player serves is given up after 3.",
     )
     swings_ahead: int = Field(
         default=DEFAULT_SWINGS_AHEAD,

@@ -21,6 +21,8 @@ request is retried for up to ``FAILOVER_GRACE`` seconds.
 from __future__ import annotations
 
 import asyncio
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -32,6 +34,8 @@ from nats.aio.msg import Msg
 from pingpong import bus, early, subjects
 from pingpong.inbox import Inbox, Listener, is_no_responders
 
+log = logging.getLogger(__name__)
+
 HEARTBEAT: Final = 0.5
 """Seconds between a manager's heartbeats, asked for with each request."""
 
@@ -40,6 +44,19 @@ FAILOVER_GRACE: Final = 2.0
 
 FAILOVER_WINDOW: Final = 10.0
 """Seconds after the last answered game in which no responders counts as a failover."""
+
+REPLAY_WINDOW: Final = 10.0
+"""Seconds from a game's first request in which it is played again when its manager went
+silent or its connection dropped: long enough for nats-server to notice a lost node's
+manager (a replay may reach it again until then) and for a reconnect to another server."""
+
+RECONNECT_GRACE: Final = 0.5
+"""Seconds a game waits for the connection to come back when it knows one server only:
+NATS is down, so answer 503 soon."""
+
+CLUSTER_RECONNECT_GRACE: Final = 5.0
+"""The same when the connection knows other servers (a cluster): a dead server is noticed
+by pings within about 3 s, and the client moves to another one."""
 
 
 class ManagerSilentError(Exception):
@@ -113,6 +130,31 @@ class GameClient:
             waiting.future.set_result(msg)
 
         return on_msg
+
+    @property
+    def reconnect_grace(self) -> float:
+        """Seconds worth waiting for the connection to come back (see the constants)."""
+        return CLUSTER_RECONNECT_GRACE if len(self.nc.servers) > 1 else RECONNECT_GRACE
+
+    async def play(
+        self, payload: bytes, timeout: float, on_replay: Callable[[], None] = lambda: None
+    ) -> Msg:
+        """:meth:`request`, played again (``on_replay``) while its manager goes silent or its
+        connection drops, within :data:`REPLAY_WINDOW`: such a game never reached the log,
+        so it counts once."""
+        give_up = self._loop.time() + REPLAY_WINDOW
+        while True:
+            try:
+                return await self.request(payload, timeout)
+            except ManagerSilentError:
+                if self._loop.time() >= give_up:
+                    raise
+                log.warning("a manager went silent mid-game; asking another")
+            except LostConnectionError:
+                left = give_up - self._loop.time()
+                if left <= 0 or not await self.reconnected(min(left, self.reconnect_grace)):
+                    raise
+            on_replay()
 
     async def reconnected(self, within: float) -> bool:
         """True once the connection is back within ``within`` seconds."""

@@ -18,11 +18,6 @@ from proxy.middlewares import error
 
 log = logging.getLogger(__name__)
 
-RECONNECT_GRACE = 0.5
-"""Seconds a game waits for the connection to come back (to another server of a cluster)
-before it is given up with 503: one asked for while the proxy reconnects, or one whose
-connection dropped mid-game (that one is then played again)."""
-
 FORMATS = ("text", "json")
 """Values of ``?format=``."""
 
@@ -91,21 +86,11 @@ async def play(request: web.Request) -> web.Response:
 async def _play(app: web.Application, payload: bytes) -> tuple[Game, bytes] | web.Response:
     """The game and its JSON, or the error answer."""
     games = app[GAMES]
-    if not games.ready and not await games.reconnected(RECONNECT_GRACE):
+    if not games.ready and not await games.reconnected(games.reconnect_grace):
         return error(503, "not connected to NATS; try again shortly", {"Retry-After": "1"})
     timeout = app[SETTINGS].answer_timeout
     try:
-        try:
-            msg = await games.request(payload, timeout)
-        except ManagerSilentError:  # it died mid-game: the game never counted, play it anew
-            log.warning("a manager went silent mid-game; asking another")
-            app[METRICS].replays.inc()
-            msg = await games.request(payload, timeout)
-        except LostConnectionError:  # to one server of a cluster: the client moves on at once
-            if not await games.reconnected(RECONNECT_GRACE):
-                raise
-            app[METRICS].replays.inc()
-            msg = await games.request(payload, timeout)
+        msg = await games.play(payload, timeout, on_replay=app[METRICS].replays.inc)
         raise_for_error(msg)
         return decode(Game, msg.data), msg.data
     except nats.errors.NoRespondersError:

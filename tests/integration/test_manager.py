@@ -125,3 +125,24 @@ async def test_a_bug_in_one_game_answers_500_and_frees_its_place_for_the_next(
     assert errors == [("500", "internal error in the manager")]
     assert sum(1 for m in outcomes if not m.headers) == 3
     assert decode(Game, (await play(nc)).data).strokes
+
+
+async def test_an_answer_after_its_request_timed_out_still_plays_the_game_asked_again(
+    services: Services, nc: Client
+) -> None:
+    """A hedged swing: the side is asked again at the timeout, and the first answer of any
+    of its requests counts (here the first request's, late; the others never answer)."""
+
+    async def late_first_only(msg: Msg, n: int) -> None:
+        if n == 1:
+            await asyncio.sleep(0.35)
+            await msg.respond(honest_hits(msg))
+
+    got = await fake_ping(nc, late_first_only)
+    await services.player("pong", 1, hit_chance=0)
+    await services.manager(1, swing_timeout=0.1, swing_retries=10)
+    game = decode(Game, (await play(nc)).data)
+    assert game.winner == "ping"  # pong misses every stroke
+    assert game.strokes[0].instance == "fake@t"
+    assert game.strokes[0].attempts >= 3  # asked again at 0.1 s and 0.2 s, answered at 0.35 s
+    assert len(got) >= 2

@@ -29,8 +29,8 @@ class FakeSide:
             raise self.fail
         self.answered += items
 
-    def on_failure(self, items: list[str], reason: str) -> None:
-        self.failed.update(dict.fromkeys(items, reason))
+    def on_failure(self, items: list[str], why: UnansweredError) -> None:
+        self.failed.update(dict.fromkeys(items, why.reason))
 
     def batcher(self, max_items: int = 64, in_flight: int = 1, stall: float = 0.02) -> Batcher[str]:
         return Batcher(self.send, self.on_failure, max_items, in_flight=in_flight, stall=stall)

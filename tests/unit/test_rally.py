@@ -140,13 +140,17 @@ def test_strokes_come_out_in_order_whichever_side_answers_first() -> None:
     assert rally.winner == "ping"
 
 
-def test_an_unanswered_swing_is_asked_again_after_a_growing_backoff_and_the_game_goes_on() -> None:
-    rally = Rally("g", Limits(retries=3, backoff=0.01, ahead=1))
+TIMEOUT = UnansweredError("timeout after 0.5s", timed_out=True)
+NOBODY = UnansweredError("no responders")
+
+
+def test_a_swing_that_fails_at_once_is_asked_again_after_a_growing_backoff() -> None:
+    rally = Rally("g", Limits(empty_retries=3, backoff=0.01, ahead=1))
     (ping,) = rally.next_asks(0.0)
     rally.answer(ping, "ping-1", (HIT,), 0.001)
     (pong,) = rally.next_asks(0.001)
-    assert rally.failed(pong, "timeout") == 0.01
-    assert rally.failed(pong, "no responders") == 0.02
+    assert rally.failed(pong, NOBODY) == 0.01
+    assert rally.failed(pong, NOBODY) == 0.02
     assert rally.waits_for(pong)
     (stroke,) = rally.answer(pong, "pong-1", (HIT,), 0.05)
     assert stroke.attempts == 3
@@ -156,18 +160,37 @@ def test_an_unanswered_swing_is_asked_again_after_a_growing_backoff_and_the_game
 
 
 def test_the_backoff_stops_growing_at_its_maximum() -> None:
-    rally = Rally("g", Limits(retries=10, backoff=0.1, max_backoff=0.3))
+    rally = Rally("g", Limits(empty_retries=10, backoff=0.1, max_backoff=0.3))
     ping, _ = rally.next_asks(0.0)
-    assert [rally.failed(ping, "timeout") for _ in range(4)] == [0.1, 0.2, 0.3, 0.3]
+    assert [rally.failed(ping, NOBODY) for _ in range(4)] == [0.1, 0.2, 0.3, 0.3]
 
 
-def test_a_side_that_never_answers_aborts_the_game_after_the_retries() -> None:
-    rally = Rally("g", Limits(retries=2))
+def test_a_swing_that_timed_out_is_asked_again_at_once_and_its_first_answer_counts() -> None:
+    rally = Rally("g", Limits(retries=15, ahead=1))
+    (ping,) = rally.next_asks(0.0)
+    assert [rally.failed(ping, TIMEOUT) for _ in range(3)] == [0.0, 0.0, 0.0]
+    (stroke,) = rally.answer(ping, "ping-1", (MISS,), 2.0)  # whichever request it answered
+    assert stroke.attempts == 4
+    assert rally.winner == "pong"
+
+
+def test_a_side_no_player_serves_is_given_up_after_its_few_retries() -> None:
+    rally = Rally("g", Limits(retries=15, empty_retries=2))
     _, pong = rally.next_asks(0.0)
-    rally.failed(pong, "no responders")
-    rally.failed(pong, "no responders")
+    rally.failed(pong, NOBODY)
+    rally.failed(pong, NOBODY)
     with pytest.raises(GameAbortedError, match=r"no pong player answered stroke 2 \(3 tries"):
-        rally.failed(pong, "no responders")
+        rally.failed(pong, NOBODY)
+
+
+def test_a_side_that_takes_swings_and_never_answers_is_given_up_after_its_retries() -> None:
+    rally = Rally("g", Limits(retries=15))
+    ping, _ = rally.next_asks(0.0)
+    for _ in range(15):
+        assert rally.failed(ping, TIMEOUT) == 0.0
+    message = r"no ping player answered stroke 1 \(16 tries, last: timeout after 0.5s\)"
+    with pytest.raises(GameAbortedError, match=message):
+        rally.failed(ping, TIMEOUT)
 
 
 @pytest.mark.parametrize(
@@ -183,7 +206,7 @@ def test_an_answer_that_does_not_fit_the_request_is_refused_and_asked_again(
     with pytest.raises(UnansweredError, match="a ping player answered"):
         rally.answer(ping, "ping-1", results, 0.001)
     assert rally.waits_for(ping)
-    rally.failed(ping, "did not fit")
+    rally.failed(ping, UnansweredError("did not fit"))
     rally.answer(pong, "pong-1", (MISS,), 0.002)
     first, second = rally.answer(ping, "ping-2", (HIT, HIT), 0.003)
     assert (first.attempts, first.instance) == (2, "ping-2")
