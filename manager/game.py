@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import random
 import time
 from typing import NamedTuple
 
@@ -11,13 +10,6 @@ from manager.ending import Ending
 from manager.rally import Ask, Rally
 from pingpong import subjects
 from pingpong.messages import now
-
-_IDS = random.Random()  # seeded from the OS; ids need to be unique, not secret
-
-
-def new_game_id() -> str:
-    """A fresh game id: 12 hex digits, one subject token."""
-    return f"{_IDS.getrandbits(48):012x}"
 
 
 class Game:

@@ -133,6 +133,9 @@ class Results:
             await self.nc.publish(subject, event, headers=headers)
             await self._act(game, game.ending.stored())
             return
+        if not self.nc.is_connected:  # not buffered for later: its requester plays it again
+            await self._not_stored(game, nats.errors.ConnectionReconnectingError())
+            return
         reply = None  # the stream's ack comes to us alone, or to the requester too
         if answer_early and game.reply is not None:
             reply = early.stored_subject(game.reply, self.token)

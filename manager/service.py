@@ -29,7 +29,7 @@ from nats.aio.msg import Msg
 
 from manager.batch import Batcher
 from manager.ending import Ending
-from manager.game import Asked, Game, new_game_id, still_asked
+from manager.game import Asked, Game, still_asked
 from manager.pulse import Pulse
 from manager.rally import Ask, Limits, Rally
 from manager.results import Results
@@ -39,7 +39,7 @@ from pingpong.errors import BadMessageError, GameAbortedError, UnansweredError
 from pingpong.eventlog import Keeper, stream_config, wait_for_stream
 from pingpong.handlers import Decoder, respond_error
 from pingpong.inbox import Inbox
-from pingpong.messages import GameRequest, Result
+from pingpong.messages import GameRequest, Result, new_game_id
 from pingpong.settings import Settings
 from pingpong.wire import started_event, swing_event
 

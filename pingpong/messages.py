@@ -6,6 +6,7 @@ message from a newer or broken sender fails loudly instead of being half read.
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Final, Literal, TypeVar
@@ -51,6 +52,14 @@ GameId = Annotated[
         examples=["3f9c2a7d41b0"],
     ),
 ]
+_IDS = random.Random()  # seeded from the OS; ids need to be unique, not secret
+
+
+def new_game_id() -> str:
+    """A fresh game id: 12 hex digits, one subject token."""
+    return f"{_IDS.getrandbits(48):012x}"
+
+
 Instance = Annotated[
     str,
     Field(

@@ -23,6 +23,7 @@ from pingpong.subjects import Side
 __all__ = [
     "finished_event",
     "game_json",
+    "game_request_json",
     "started_event",
     "stroke_json",
     "swing_batch_json",
@@ -48,6 +49,19 @@ def started_event(game_id: str, manager: str, max_rounds: int, at: datetime) -> 
         f'{{"v":{SCHEMA_VERSION},"kind":"started","game_id":"{game_id}",'
         f'"manager":{_json_str(manager)},"max_rounds":{max_rounds},"at":"{_json_time(at)}"}}'
     ).encode()
+
+
+def game_request_json(game_id: str, max_rounds: int | None = None) -> bytes:
+    """``encode(GameRequest(game_id=..., max_rounds=...))`` of these fields.
+
+    ``game_id`` must be valid (it is one subject token, so it needs no JSON escaping).
+    """
+    rounds = b"null" if max_rounds is None else b"%d" % max_rounds
+    return b'{"v":%d,"game_id":"%s","max_rounds":%s}' % (
+        SCHEMA_VERSION,
+        game_id.encode(),
+        rounds,
+    )
 
 
 def swing_json(game_id: str, stroke: int, count: int) -> bytes:

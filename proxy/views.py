@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Final
 
 import nats.errors
 from aiohttp import web
 
 from pingpong.errors import BadMessageError, RemoteError
 from pingpong.handlers import raise_for_error
-from pingpong.messages import LARGEST_MAX_ROUNDS, Game, GameRequest, decode, encode
+from pingpong.messages import LARGEST_MAX_ROUNDS, Game, decode, new_game_id
+from pingpong.wire import game_request_json
 from proxy.games import LostConnectionError, ManagerSilentError
 from proxy.keys import GAMES, METRICS, NATS, SETTINGS
 from proxy.middlewares import error
@@ -48,10 +48,6 @@ def max_rounds(request: web.Request) -> int | None:
     return int(value)
 
 
-DEFAULT_GAME: Final = encode(GameRequest())
-"""The ``game.play`` request of a ``GET /`` without ``max_rounds``, written once."""
-
-
 async def play(request: web.Request) -> web.Response:
     """``GET /``: play a game; the original's transcript, or JSON."""
     try:
@@ -59,7 +55,9 @@ async def play(request: web.Request) -> web.Response:
         rounds = max_rounds(request)
     except BadQueryError as e:
         return error(400, str(e))
-    payload = DEFAULT_GAME if rounds is None else encode(GameRequest(max_rounds=rounds))
+    # the game's id is the proxy's: a game played again (its manager went silent) keeps
+    # it, so if the first play's result is stored after all, the log stores it once
+    payload = game_request_json(new_game_id(), rounds)
     metrics = request.app[METRICS]
     if metrics.playing >= request.app[SETTINGS].max_inflight:
         metrics.failed(503)

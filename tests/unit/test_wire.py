@@ -9,6 +9,7 @@ import pytest
 
 from pingpong.messages import (
     Game,
+    GameRequest,
     RallyFinished,
     RallyStarted,
     RallySwing,
@@ -24,6 +25,7 @@ from pingpong.subjects import Side
 from pingpong.wire import (
     finished_event,
     game_json,
+    game_request_json,
     started_event,
     stroke_json,
     swing_batch_json,
@@ -130,3 +132,9 @@ def test_swings_and_a_batch_of_them_written_by_hand_are_the_ones_pydantic_writes
     models = tuple(Swing(game_id=g, stroke=s, count=c) for g, s, c in swings)
     assert [swing_json(*swing) for swing in swings] == [encode(m) for m in models]
     assert swing_batch_json(swings) == encode(SwingBatch(swings=models))
+
+
+@pytest.mark.parametrize("max_rounds", [None, 1, 1000])
+def test_a_game_request_written_by_hand_is_the_one_pydantic_writes(max_rounds: int | None) -> None:
+    written = game_request_json("0123456789ab", max_rounds)
+    assert written == encode(GameRequest(game_id="0123456789ab", max_rounds=max_rounds))
