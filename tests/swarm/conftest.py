@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -17,10 +18,20 @@ from pathlib import Path
 
 import pytest
 
+from pingpong.messages import Scores
+
 ROOT = Path(__file__).resolve().parents[2]
 TOOLS = ROOT.parent / "shared" / "tools"
 STACK = "pptest"
 BASE = "http://127.0.0.1:3000"
+
+
+def logs(container: str) -> str:
+    """A container's output, both streams (nats-server logs to stderr)."""
+    done = subprocess.run(
+        ["docker", "logs", container], capture_output=True, text=True, timeout=60, check=False
+    )
+    return done.stdout + done.stderr
 
 
 def sh(
@@ -40,10 +51,10 @@ def sh(
     return done.stdout
 
 
-def http_get(path: str, timeout: float = 15) -> tuple[int, str]:
-    """GET 127.0.0.1:3000/path: status and body (status 0 if nothing answers)."""
+def http_get(path: str, timeout: float = 15, base: str = BASE) -> tuple[int, str]:
+    """GET ``base`` (127.0.0.1:3000) + path: status and body (status 0 if nothing answers)."""
     try:
-        with urllib.request.urlopen(BASE + path, timeout=timeout) as r:
+        with urllib.request.urlopen(base + path, timeout=timeout) as r:
             return r.status, r.read().decode()
     except urllib.error.HTTPError as e:
         return e.code, e.read().decode()
@@ -81,7 +92,8 @@ class Deployed:
         return f"{self.stack}_{name}"
 
 
-def _docker_ready() -> None:
+def docker_ready() -> None:
+    """Fail (in CI) or skip (elsewhere) when no Docker engine answers."""
     if (
         shutil.which("docker") is None
         or subprocess.run(
@@ -97,7 +109,7 @@ def _docker_ready() -> None:
 @pytest.fixture(scope="session")
 def image() -> str:
     """pingpong's image built from a local wheelhouse on the local base image."""
-    _docker_ready()
+    docker_ready()
     tag = f"pingpong:test-{int(time.time())}"
     base = os.environ.get("PYTHON_IMAGE", "local/python:3.11-slim")
     if base.endswith(":3.11-slim") and sys.version_info[:2] != (3, 11):
@@ -192,3 +204,73 @@ def cluster_stack(image: str) -> Iterator[Deployed]:
         env={"NATS_PLACEMENT": "node.platform.os == linux"},
     ) as d:
         yield d
+
+
+class Load:
+    """Games played continuously from ``threads`` threads a base URL until stopped (bounded
+    in time and count)."""
+
+    def __init__(
+        self,
+        threads: int = 4,
+        max_games: int = 200_000,
+        max_seconds: float = 300,
+        bases: tuple[str, ...] = (BASE,),
+    ):
+        self.ok = 0
+        self.failed: list[str] = []
+        self.deadline = time.monotonic() + max_seconds
+        self.max_games = max_games
+        self.stop = threading.Event()
+        self.lock = threading.Lock()
+        self.slowest = 0.0
+        self.threads = [
+            threading.Thread(target=self.run, args=(base,), daemon=True)
+            for base in bases
+            for _ in range(threads)
+        ]
+
+    def __enter__(self) -> Load:
+        for t in self.threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        for t in self.threads:
+            t.join(60)
+
+    def run(self, base: str) -> None:
+        while (
+            not self.stop.is_set()
+            and time.monotonic() < self.deadline
+            and self.ok + len(self.failed) < self.max_games
+        ):
+            t0 = time.monotonic()
+            status, body = http_get("/", timeout=30, base=base)
+            with self.lock:
+                self.slowest = max(self.slowest, time.monotonic() - t0)
+                if status == 200:
+                    self.ok += 1
+                else:
+                    self.failed.append(f"{base} {status} {body.strip()[:200]}")
+            if status != 200:
+                time.sleep(0.2)  # a broken stack must not turn this into a busy loop
+
+
+def scores(base: str = BASE) -> Scores:
+    status, body = http_get("/scores.json", base=base)
+    assert status == 200, body
+    return Scores.model_validate_json(body)
+
+
+def settled_games(base: str = BASE) -> int:
+    """The scoreboard's count once it has stopped moving."""
+    last = -1
+    for _ in range(60):
+        now = scores(base).games
+        if now == last:
+            return now
+        last = now
+        time.sleep(1)
+    pytest.fail("the scores kept moving")

@@ -8,8 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.swarm.conftest import Deployed, http_get, sh, wait_until
-from tests.swarm.test_stack import Load, scores
+from tests.swarm.conftest import Deployed, Load, http_get, scores, sh, wait_until
 
 pytestmark = [pytest.mark.swarm, pytest.mark.timeout(600)]
 

@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import re
-import threading
 import time
 
 import pytest
 
-from pingpong.messages import Scores
-from tests.swarm.conftest import Deployed, game_json, http_get, instances, sh, wait_until
+from tests.swarm.conftest import (
+    Deployed,
+    Load,
+    game_json,
+    http_get,
+    instances,
+    scores,
+    settled_games,
+    sh,
+    wait_until,
+)
 
 pytestmark = [pytest.mark.swarm, pytest.mark.timeout(900)]
 
@@ -47,62 +55,6 @@ def test_a_third_ping_replica_takes_swings_after_scaling(stack: Deployed) -> Non
         return any(i.startswith(third) for _ in range(20) for i in instances(game_json()))
 
     wait_until("ping.3 in a game", third_swings, timeout=90)
-
-
-class Load:
-    """Games played continuously from 4 threads until stopped (bounded in time and count)."""
-
-    def __init__(self, threads: int = 4, max_games: int = 200_000, max_seconds: float = 300):
-        self.ok = 0
-        self.failed: list[str] = []
-        self.deadline = time.monotonic() + max_seconds
-        self.max_games = max_games
-        self.stop = threading.Event()
-        self.lock = threading.Lock()
-        self.threads = [threading.Thread(target=self.run, daemon=True) for _ in range(threads)]
-
-    def __enter__(self) -> Load:
-        for t in self.threads:
-            t.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop.set()
-        for t in self.threads:
-            t.join(60)
-
-    def run(self) -> None:
-        while (
-            not self.stop.is_set()
-            and time.monotonic() < self.deadline
-            and self.ok + len(self.failed) < self.max_games
-        ):
-            status, body = http_get("/", timeout=30)
-            with self.lock:
-                if status == 200:
-                    self.ok += 1
-                else:
-                    self.failed.append(f"{status} {body.strip()[:200]}")
-            if status != 200:
-                time.sleep(0.2)  # a broken stack must not turn this into a busy loop
-
-
-def scores() -> Scores:
-    status, body = http_get("/scores.json")
-    assert status == 200, body
-    return Scores.model_validate_json(body)
-
-
-def settled_games() -> int:
-    """The scoreboard's count once it has stopped moving."""
-    last = -1
-    for _ in range(60):
-        now = scores().games
-        if now == last:
-            return now
-        last = now
-        time.sleep(1)
-    pytest.fail("the scores kept moving")
 
 
 def test_kills_and_rolling_updates_under_load_lose_no_game(stack: Deployed) -> None:
