@@ -8,18 +8,21 @@ its own with no event loop (``tests/unit/test_ending.py``).
 ::
 
     PLAYING ──finish / abort──► STORING ──stored──► ANSWERED   (answer: the game or the error)
-                                  │  ▲  └─not_stored, past STORE_TIMEOUT──► ANSWERED (503)
-              answered_early ─────┘  └─not_stored: retry_due after STORE_RETRY (tries again)
-                   ▼
-            ANSWERED_EARLY ──stored──► ANSWERED  (forget: the requester heard that ack)
-                   └──────not_stored──► STORING  (the requester waits for the answer again)
+       │                          ▲  ▲  └─not_stored, past STORE_TIMEOUT──► ANSWERED (503)
+       │ finish, early asked      │  └─not_stored: retry_due after STORE_RETRY (tries again)
+       ▼                          │
+    ANSWERED_EARLY ──stored──► ANSWERED  (forget: the requester heard that ack)
+       └─not_stored, early_not_sent──┘   (the requester waits for the answer again)
 
     fail (a bug, or NATS lost after the rally): any phase but ANSWERED ──► ANSWERED (the error)
 
 An early answer (``pingpong.early``) is asked for by the requester; it is given for a
-finished game on the first try to store it through the log: the stream's ack of that
-try goes to the requester too, which hands the game on if it says stored. If that ack
-says otherwise, the game goes back to STORING and is answered again once stored.
+finished game with the first try to store it through the log, and the stream's ack of
+that try goes to the requester too, which hands the game on if it says stored. The game
+is ANSWERED_EARLY from the moment that try is decided, before either is sent, so its
+ack is read as the early answer's whatever comes first. If that ack says otherwise, or
+the early answer could not be sent, the game goes back to STORING and is answered again
+once stored.
 """
 
 from __future__ import annotations
@@ -123,15 +126,16 @@ class Ending:
         return self._store(now, early=False)
 
     def _store(self, now: float, *, early: bool) -> Store:
-        self.phase = Phase.STORING
+        self.phase = Phase.ANSWERED_EARLY if early else Phase.STORING
         self.deadline = now + self.store_timeout
         self.tries = 1
         return Store(early=early)
 
-    def answered_early(self) -> None:
-        """The early answer went out with the first try (after :class:`Store` ``early``)."""
-        if self.phase is Phase.STORING and self.tries == 1:
-            self.phase = Phase.ANSWERED_EARLY
+    def early_not_sent(self) -> None:
+        """The early answer could not be sent (after :class:`Store` ``early``): the game
+        is answered once stored, as without it."""
+        if self.phase is Phase.ANSWERED_EARLY:
+            self.phase = Phase.STORING
 
     def stored(self) -> Answer | Forget | None:
         """The log acked the final event as stored."""

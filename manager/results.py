@@ -152,9 +152,10 @@ class Results:
             await self._not_stored(game, e)
             return
         if reply is not None and game.reply is not None:
-            with contextlib.suppress(nats.errors.Error):  # not sent: answered once stored
+            try:
                 await self.nc.publish(game.reply, game.ending.answer or b"", headers=early.ANSWER)
-                game.ending.answered_early()
+            except nats.errors.Error:  # not sent: answered once stored
+                game.ending.early_not_sent()
 
     async def _acked(self, game: Game, msg: Msg | None) -> None:
         """The stream's ack of a try (None: none came in time)."""

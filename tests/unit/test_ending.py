@@ -24,8 +24,8 @@ def test_a_finished_game_is_stored_then_answered_with_the_game() -> None:
 def test_an_early_answer_is_given_with_the_first_store_and_its_ack_ends_the_game() -> None:
     ending = Ending(early=True)
     assert ending.finish(GAME, now=0.0) == Store(early=True)
-    ending.answered_early()
-    assert phase(ending) is Phase.ANSWERED_EARLY
+    assert phase(ending) is Phase.ANSWERED_EARLY  # before either is sent: an ack that
+    # comes back before the early answer has left is still read as its ack
     assert ending.stored() == Forget()  # the requester heard this ack: nothing more to send
     assert phase(ending) is Phase.ANSWERED
 
@@ -33,7 +33,6 @@ def test_an_early_answer_is_given_with_the_first_store_and_its_ack_ends_the_game
 def test_an_early_answer_the_log_did_not_store_is_answered_again_once_a_retry_stores_it() -> None:
     ending = Ending(early=True, store_timeout=20, retry=0.25)
     ending.finish(GAME, now=0.0)
-    ending.answered_early()
     assert ending.not_stored(1.0, "no stream") == RetryStore(0.25)
     assert phase(ending) is Phase.STORING
     assert ending.retry_due() == Store(early=False)
@@ -44,7 +43,8 @@ def test_an_early_answer_the_log_did_not_store_is_answered_again_once_a_retry_st
 def test_an_early_answer_that_could_not_be_sent_is_answered_once_stored() -> None:
     ending = Ending(early=True)
     assert ending.finish(GAME, now=0.0) == Store(early=True)
-    # the early answer's publish failed: answered_early() is not called
+    ending.early_not_sent()
+    assert phase(ending) is Phase.STORING
     assert ending.stored() == Answer(GAME, (503, ""))
 
 
@@ -93,8 +93,8 @@ def test_a_game_ends_once_whatever_comes_after() -> None:
 def test_a_failure_answers_at_once_in_any_phase_but_answered() -> None:
     for prepare in (
         lambda e: None,
-        lambda e: e.finish(GAME, now=0.0),
-        lambda e: (e.finish(GAME, now=0.0), e.answered_early()),
+        lambda e: e.abort(503, "no player", now=0.0),
+        lambda e: e.finish(GAME, now=0.0),  # answered early
     ):
         ending = Ending(early=True)
         prepare(ending)
