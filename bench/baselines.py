@@ -29,7 +29,7 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 
 from pingpong import subjects
-from pingpong.eventlog import ensure_stream, stored_sequence, stream_config
+from pingpong.eventlog import ensure_log, log_configs, stored_sequence
 from pingpong.inbox import Inbox
 from pingpong.messages import (
     Game,
@@ -96,7 +96,7 @@ def canned_game(game_id: str) -> Game:
 async def floor_manager(url: str) -> None:
     nc = Client()
     await nc.connect(url)
-    problem = await ensure_stream(nc.jetstream(), stream_config(Settings()))
+    problem = await ensure_log(nc.jetstream(), log_configs(Settings()))
     if problem:
         raise SystemExit(problem)
     inbox = Inbox(nc)

@@ -36,7 +36,7 @@ from manager.results import Results
 from manager.swings import SideSender
 from pingpong import bus, early, subjects
 from pingpong.errors import BadMessageError, GameAbortedError, UnansweredError
-from pingpong.eventlog import Keeper, stream_config, wait_for_stream
+from pingpong.eventlog import Keeper, log_configs, wait_for_log
 from pingpong.handlers import Decoder, respond_error
 from pingpong.inbox import Inbox
 from pingpong.messages import GameRequest, Result, new_game_id
@@ -195,11 +195,13 @@ class Manager:
                 self._idle.set()
 
     async def use_event_log(self, stop: asyncio.Event) -> None:
-        """Store final events through JetStream once the stream is there (retried)."""
+        """Store final events through JetStream once the log is there (retried), and keep
+        it there until ``stop``."""
         js = self.nc.jetstream(timeout=2.0)
-        config = stream_config(self.settings)
-        if await wait_for_stream(js, config, stop):
-            self.results.keeper = Keeper(js, config)
+        configs = log_configs(self.settings)
+        if await wait_for_log(js, configs, stop):
+            self.results.keeper = Keeper(js, configs)
+            await self.results.keeper.run(stop)
 
     async def finish(self, timeout: float) -> None:
         """Wait (bounded) for the games in flight."""

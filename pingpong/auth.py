@@ -23,7 +23,9 @@ from pingpong import subjects
 
 _JS: Final = "$JS.API"
 _RALLY_ADMIN: Final = [f"{_JS}.INFO"] + [
-    f"{_JS}.STREAM.{verb}.{subjects.STREAM}" for verb in ("CREATE", "UPDATE", "INFO")
+    f"{_JS}.STREAM.{verb}.{stream}"
+    for stream in (subjects.STREAM, subjects.STROKES_STREAM)
+    for verb in ("CREATE", "UPDATE", "INFO")
 ]
 _KV: Final = f"KV_{subjects.SCORES_BUCKET}"
 DISCOVERY: Final = [

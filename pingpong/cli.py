@@ -168,6 +168,7 @@ def _service(role: str, args: argparse.Namespace, settings: Settings) -> Service
             hit_chance=settings.hit_chance,
             auth=not args.no_auth,
             anonymous=settings.nats_anonymous and not args.no_anonymous,
+            sync_interval=settings.nats_sync_interval,
         )
 
         async def run_up(stop: asyncio.Event) -> None:

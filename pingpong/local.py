@@ -77,6 +77,8 @@ class UpOptions:
     anonymous: bool = True
     """With ``auth``: a connection without credentials is the read-only watcher (off:
     refused)."""
+    sync_interval: str = "always"
+    """``NATS_SYNC_INTERVAL`` of the embedded nats-server (``always``, or ``120s`` and such)."""
 
 
 def watch_lines(
@@ -122,13 +124,22 @@ class Cast:
         return [[self.proxy], self.managers, [*self.players, self.scoreboard]]
 
 
-EMBEDDED_GOMAXPROCS: Final = "1"
-"""``GOMAXPROCS`` of the embedded nats-server unless the environment sets one.
+LAZY_GOMAXPROCS: Final = "1"
+"""``GOMAXPROCS`` of the embedded nats-server with lazy syncs, unless the environment sets
+one: it shares the machine with every service, and with one thread its goroutines hand
+messages on without waking a thread on another core for each (6 % more games a second on
+two cores). Not with ``sync_interval: always``: there a thread waits in each fsync, and
+with one thread every message would wait with it (docs/BENCHMARKS.md)."""
 
-It shares the machine with every service; with one thread its goroutines hand
-messages to each other without waking a thread on another core (a futex and, in
-a VM, an interrupt to another CPU) for each. Measured with the whole game on two
-cores: 6 % more games a second, 10 % less CPU a game (docs/BENCHMARKS.md)."""
+
+def server_config(directory: Path, sync_interval: str, includes: tuple[str, ...] = ()) -> Path:
+    """A nats-server config in ``directory``: JetStream synced as ``sync_interval`` says
+    (``always``: before each ack), and ``includes`` (paths relative to ``directory``)."""
+    lines = [f'jetstream {{ sync_interval: "{sync_interval}" }}']
+    lines += [f"include ./{path}" for path in includes]
+    config = directory / "server.conf"
+    config.write_text("\n".join(lines) + "\n")
+    return config
 
 
 def nats_child(
@@ -136,21 +147,22 @@ def nats_child(
     port: int,
     store: str,
     name: str,
-    config: Path | None = None,
     *,
+    sync_interval: str = "always",
+    includes: tuple[str, ...] = (),
     embedded: bool = True,
 ) -> Child:
-    """A nats-server with JetStream on 127.0.0.1:``port`` (``config``: users).
+    """A nats-server with JetStream on 127.0.0.1:``port``, its store in ``store``.
 
-    ``embedded``: as ``pingpong up`` runs it (:data:`EMBEDDED_GOMAXPROCS`); else as
-    nats-server runs out of the box.
+    ``embedded``: as ``pingpong up`` runs it, with :func:`server_config` (``sync_interval``,
+    ``includes``) and :data:`LAZY_GOMAXPROCS`; else as nats-server runs out of the box.
     """
     args = [server, "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", store, "-n", name]
-    if config is not None:
-        args += ["-c", str(config)]
     env = dict(os.environ)
     if embedded:
-        env.setdefault("GOMAXPROCS", EMBEDDED_GOMAXPROCS)
+        args += ["-c", str(server_config(Path(store), sync_interval, includes))]
+        if sync_interval != "always":
+            env.setdefault("GOMAXPROCS", LAZY_GOMAXPROCS)
     return Child("nats", args, env, ready_line="Server is ready")
 
 
@@ -208,12 +220,17 @@ async def up(options: UpOptions, stop: asyncio.Event, out: TextIO = sys.stdout) 
     sup = Supervisor(out)
     with tempfile.TemporaryDirectory(prefix="pingpong-up-") as store:
         nats_url = f"nats://127.0.0.1:{options.nats_port}"
-        credentials = config = None
+        credentials = None
         if options.auth:  # the temp dir is private (0700); the files are 0600
             credentials = auth.generate(Path(store) / "auth", anonymous=options.anonymous)
-            config = Path(store) / "auth" / "server.conf"
-            config.write_text("include ./auth.conf\ninclude ./anonymous.conf\n")
-        nats = nats_child(server, options.nats_port, store, f"pingpong-{host}", config)
+        nats = nats_child(
+            server,
+            options.nats_port,
+            store,
+            f"pingpong-{host}",
+            sync_interval=options.sync_interval,
+            includes=("auth/auth.conf", "auth/anonymous.conf") if credentials else (),
+        )
         services = cast(options, nats_url, host, credentials)
         try:
             await sup.start(nats)

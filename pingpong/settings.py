@@ -77,6 +77,13 @@ class Settings(BaseModel):
     nats_password: SecretStr | None = Field(default=None, description="NATS password.")
     nats_token: SecretStr | None = Field(default=None, description="NATS token.")
     nats_creds: Path | None = Field(default=None, description="NATS .creds file (JWT + nkey).")
+    nats_sync_interval: str = Field(
+        default="always",
+        description="How often nats-server syncs the JetStream store to disk (`pingpong up`; "
+        "the stack passes NATS_SYNC_INTERVAL to its server): `always`, before each stored "
+        "result is acked, so a power cut loses no answered game; or seconds such as `120s` "
+        "(nats-server's own default), faster, and a power cut loses what came since.",
+    )
     nats_anonymous: bool = Field(
         default=True,
         description="A NATS connection without credentials is the read-only watcher "
@@ -184,6 +191,13 @@ class Settings(BaseModel):
                 f"({store_timeout + DUPLICATE_SPARE:g} s), so a retried result is stored once"
             )
         return value
+
+    @field_validator("nats_sync_interval", mode="before")
+    @classmethod
+    def _sync(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.strip().lower() != "always":
+            return f"{seconds(value):g}s"  # nats-server reads "2m" from a variable as 2 million
+        return value.strip().lower() if isinstance(value, str) else value
 
     @field_validator("nats_url")
     @classmethod

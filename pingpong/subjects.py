@@ -35,7 +35,15 @@ RALLY_ABORTED_ALL: Final = "rally.*.aborted"
 """Only the aborted games."""
 
 STREAM: Final = "RALLY"
-"""The JetStream stream that stores the event log (``rally.>``)."""
+"""The event log's stream of results (``rally.*.finished``, ``rally.*.aborted``), synced to
+disk before each ack: every game answered is in it."""
+
+STROKES_STREAM: Final = "STROKES"
+"""The event log's stream of play (``rally.*.started``, ``rally.*.swing``), written to disk
+in the background: a power cut may lose its last seconds."""
+
+RALLY_PLAY: Final = ("rally.*.started", "rally.*.swing")
+"""The events of a game in play (:data:`STROKES_STREAM`)."""
 
 
 SCORES_BUCKET: Final = "SCORES"
@@ -51,7 +59,7 @@ SCOREBOARD_ABORTED_CONSUMER: Final = "scoreboard-aborted"
 """The scoreboard's durable consumer of ``aborted`` events on ``STREAM``."""
 
 RESULTS: Final = (RALLY_FINISHED_ALL, RALLY_ABORTED_ALL)
-"""The events that change the scores (the scoreboard's consumer filter)."""
+"""The events that change the scores (:data:`STREAM`, the scoreboard's consumers)."""
 
 
 HEARTBEAT_HEADER: Final = "Pingpong-Heartbeat"

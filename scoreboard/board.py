@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Final
 
@@ -56,14 +57,14 @@ class Scoreboard:
     """Keeps the tally in memory and in KV; answers ``scores.get``."""
 
     def __init__(
-        self, nc: Client, js: JetStreamContext, kv: KeyValue, stream: StreamConfig
+        self, nc: Client, js: JetStreamContext, kv: KeyValue, log: Sequence[StreamConfig]
     ) -> None:
         self.nc = nc
         self.inbox = Inbox(nc)
         self.js = js
         self.kv = kv
-        self.stream = stream
-        """The event log's config, to make it again if it is gone."""
+        self.log = log
+        """The event log's streams, to make them again if they are gone."""
         self.tally = Tally()
         self.revision = 0
         self._encoded = encode(self.tally.scores)
@@ -188,7 +189,7 @@ class Scoreboard:
                 "with the scores kept here",
                 subjects.SCORES_BUCKET,
             )
-            self.kv = await open_bucket(self.js, self.stream.num_replicas or 1)
+            self.kv = await open_bucket(self.js, self.log[0].num_replicas or 1)
             self.revision = 0
         else:
             raise nats.js.errors.NoStreamResponseError

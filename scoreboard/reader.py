@@ -28,7 +28,7 @@ from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from pingpong import subjects
-from pingpong.eventlog import Puller, delivered_sequences, ensure_stream
+from pingpong.eventlog import Puller, delivered_sequences, ensure_log
 from scoreboard.board import Scoreboard
 from scoreboard.logic import ResultKind, missed
 
@@ -78,7 +78,7 @@ class Reader:
             info = await js.stream_info(subjects.STREAM)
         except nats.js.errors.NotFoundError:
             log.warning("the event log %s is gone; making it again", subjects.STREAM)
-            problem = await ensure_stream(js, self.board.stream, update=False)
+            problem = await ensure_log(js, self.board.log, update=False)
             if problem is not None:
                 raise nats.js.errors.ServiceUnavailableError(description=problem) from None
             info = await js.stream_info(subjects.STREAM)

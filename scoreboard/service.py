@@ -15,7 +15,7 @@ import nats.js.errors
 from nats.aio.client import Client
 
 from pingpong import bus, subjects
-from pingpong.eventlog import stream_config, wait_for_stream
+from pingpong.eventlog import log_configs, wait_for_log
 from pingpong.handlers import responder
 from pingpong.settings import Settings
 from scoreboard.board import Scoreboard, open_bucket
@@ -28,10 +28,10 @@ log = logging.getLogger(__name__)
 async def _open(nc: Client, settings: Settings, stop: asyncio.Event) -> Scoreboard | None:
     """Stream, bucket and tally, retrying while JetStream is not there yet."""
     js = nc.jetstream(timeout=2.0)
-    config = stream_config(settings)
-    while await wait_for_stream(js, config, stop, update=False):
+    configs = log_configs(settings)
+    while await wait_for_log(js, configs, stop, update=False):
         try:
-            board = Scoreboard(nc, js, await open_bucket(js, settings.stream_replicas), config)
+            board = Scoreboard(nc, js, await open_bucket(js, settings.stream_replicas), configs)
             await board.load()
             await board.check_log()
         except (*TRANSIENT, nats.js.errors.APIError) as e:

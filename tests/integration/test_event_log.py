@@ -10,6 +10,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 from nats.aio.client import Client
+from nats.js.api import PersistMode
 
 from pingpong import bus, eventlog, subjects
 from pingpong.messages import RallyFinished, Scores, decode_event
@@ -18,7 +19,7 @@ from tests.conftest import Services, wait_for
 from tests.natsserver import NatsServer, stream_takes_no_rally_events
 
 
-async def test_every_game_is_stored_once_in_a_rally_stream_made_as_the_settings_say(
+async def test_every_game_is_stored_once_in_the_log_made_as_the_settings_say(
     services: Services, nc: Client
 ) -> None:
     url = await services.game(
@@ -31,10 +32,17 @@ async def test_every_game_is_stored_once_in_a_rally_stream_made_as_the_settings_
                 ids.append(r.headers["X-Game-Id"])
     js = nc.jetstream()
     info = await js.stream_info(subjects.STREAM)
-    assert info.config.subjects == [subjects.RALLY_ALL]
+    assert info.config.subjects == list(subjects.RESULTS)
     assert info.config.max_bytes == 64 * 1024 * 1024
     assert info.config.max_age == 12 * 3600
     assert info.config.duplicate_window == 5 + DUPLICATE_SPARE  # what a retry may take
+    assert info.config.persist_mode is None  # the results are synced before the ack
+    play = await js.stream_info(subjects.STROKES_STREAM, subjects_filter="rally.>")
+    assert play.config.subjects == list(subjects.RALLY_PLAY)
+    assert play.config.persist_mode == PersistMode.ASYNC
+    kinds = {s.rsplit(".", 1)[1] for s in (play.state.subjects or {})}
+    assert kinds == {"started", "swing"}
+    assert {s.split(".")[1] for s in (play.state.subjects or {})} == set(ids)
     stored = []
     for game_id in ids:
         msg = await js.get_last_msg(subjects.STREAM, subjects.rally_subject(game_id, "finished"))
@@ -79,11 +87,30 @@ async def test_only_the_writer_changes_the_limits_of_a_stream_that_is_there(nc: 
     assert (config.duplicate_window, config.max_bytes) == (30, 512 << 20)
 
 
-async def test_a_reader_makes_the_stream_when_it_is_not_there(nc: Client) -> None:
+async def test_a_reader_makes_the_log_when_it_is_not_there(nc: Client) -> None:
     js = nc.jetstream()
-    config = eventlog.stream_config(Settings())
-    assert await eventlog.ensure_stream(js, config, update=False) is None
-    assert (await js.stream_info(subjects.STREAM)).config.subjects == [subjects.RALLY_ALL]
+    configs = eventlog.log_configs(Settings())
+    assert await eventlog.ensure_log(js, configs, update=False) is None
+    assert (await js.stream_info(subjects.STREAM)).config.subjects == list(subjects.RESULTS)
+    streams = await js.stream_info(subjects.STROKES_STREAM)
+    assert streams.config.subjects == list(subjects.RALLY_PLAY)
+
+
+async def test_a_rally_stream_of_before_over_all_rally_events_gives_the_play_to_strokes(
+    nc: Client,
+) -> None:
+    js = nc.jetstream()
+    before = eventlog.stream_config(Settings())
+    before.subjects = [subjects.RALLY_ALL]
+    await js.add_stream(before)
+    await js.publish(subjects.rally_subject("old", "finished"), b"{}")
+    assert await eventlog.ensure_log(js, eventlog.log_configs(Settings())) is None
+    info = await js.stream_info(subjects.STREAM)
+    assert info.config.subjects == list(subjects.RESULTS)
+    assert info.state.messages == 1  # what it held stays
+    assert (await js.stream_info(subjects.STROKES_STREAM)).config.subjects == list(
+        subjects.RALLY_PLAY
+    )
 
 
 async def test_a_retried_finished_publish_is_stored_once(nc: Client) -> None:

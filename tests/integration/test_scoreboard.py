@@ -130,8 +130,8 @@ async def test_results_the_log_dropped_before_the_scoreboard_read_them_are_named
         await board.shutdown()
         await play(http, url, 5)  # stored, not counted
         js = nc.jetstream()
-        for _ in range(1200):  # 1.2 MB more: the 5 games' events leave the log
-            await js.publish(subjects.rally_subject("filler", "swing"), b"x" * 1000)
+        for n in range(1200):  # 1.2 MB more: the 5 games' results leave the log
+            await js.publish(subjects.rally_subject(f"filler{n}", "aborted"), b"x" * 1000)
         first = (await js.stream_info(subjects.STREAM)).state.first_seq
         await services.scoreboard(n=3, **small)
         await asyncio.sleep(1)
@@ -233,11 +233,11 @@ async def test_events_refuses_a_bad_game_id_with_400(services: Services) -> None
 async def puller(nc: Client, events: int = 0) -> AsyncIterator[Puller]:
     """The scoreboard's puller on a fresh stream holding ``events`` results (and swings)."""
     js = nc.jetstream()
-    assert await eventlog.ensure_stream(js, eventlog.stream_config(Settings())) is None
-    for n in range(events):  # a swing event between results: the consumer skips it
-        await js.publish(subjects.rally_subject(f"g{n}", "swing"), b"{}")
+    assert await eventlog.ensure_log(js, eventlog.log_configs(Settings())) is None
+    for n in range(events):  # an aborted game between results: the consumer skips it
+        await js.publish(subjects.rally_subject(f"g{n}", "aborted"), b"{}")
         await js.publish(subjects.rally_subject(f"g{n}", "finished"), f"{n}".encode())
-    board = Scoreboard(nc, js, await open_bucket(js, 1), eventlog.stream_config(Settings()))
+    board = Scoreboard(nc, js, await open_bucket(js, 1), eventlog.log_configs(Settings()))
     pull = await Reader(board, "finished").subscribe()
     try:
         yield pull

@@ -5,6 +5,7 @@ from __future__ import annotations
 import nats.errors
 import pytest
 from nats.aio.msg import Msg
+from nats.js.api import PersistMode
 
 from pingpong import eventlog, subjects
 from pingpong.settings import DUPLICATE_SPARE, Settings
@@ -30,12 +31,16 @@ def test_a_message_that_is_not_a_delivery_has_no_sequences(reply: str) -> None:
         eventlog.delivered_sequences(msg)
 
 
-def test_the_stream_keeps_what_the_settings_say_over_every_rally_subject() -> None:
-    config = eventlog.stream_config(
-        Settings(stream_max_bytes="64MiB", stream_max_age="12h", stream_replicas=3)
-    )
-    assert (config.name, config.subjects) == (subjects.STREAM, [subjects.RALLY_ALL])
-    assert (config.max_bytes, config.max_age, config.num_replicas) == (64 << 20, 43200, 3)
+def test_the_log_keeps_what_the_settings_say_the_results_apart_from_the_play() -> None:
+    settings = Settings(stream_max_bytes="64MiB", stream_max_age="12h", stream_replicas=3)
+    results, play = eventlog.log_configs(settings)
+    assert (results.name, results.subjects) == (subjects.STREAM, list(subjects.RESULTS))
+    assert (play.name, play.subjects) == (subjects.STROKES_STREAM, list(subjects.RALLY_PLAY))
+    for config in (results, play):
+        assert (config.max_bytes, config.max_age, config.num_replicas) == (64 << 20, 43200, 3)
+    assert results.persist_mode is None  # synced before each ack (sync_interval: always)
+    assert play.persist_mode is None  # async is for one replica only
+    assert eventlog.strokes_config(Settings()).persist_mode == PersistMode.ASYNC
 
 
 def test_the_duplicate_window_covers_the_retries_of_a_store_and_no_more() -> None:

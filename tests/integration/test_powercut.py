@@ -1,0 +1,147 @@
+"""A power cut of the NATS server loses no answered game.
+
+nats-server runs as ``pingpong up`` runs it (``sync_interval: always``, the users'
+config aside) with its JetStream store on ``../shared/tools/powercut``: a FUSE filesystem
+that, on ``powercut crash``, drops everything not fsync'ed, as a power cut would. The
+services run as child processes. Games are played through the proxy at 16 at once; then
+``kill -9`` of nats-server, ``powercut crash``, and a restart of nats-server alone. Every
+game answered 200 must be in the ``RALLY`` stream, the scoreboard's count must equal the
+results in the log (nothing lost, nothing counted twice), and the services must carry on
+without a restart of theirs. Three cuts at different points of the load.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+from nats.aio.client import Client
+
+from pingpong import subjects
+from pingpong.local import server_config
+from pingpong.messages import Scores
+from tests.conftest import wait_for
+from tests.load import Load
+from tests.natsserver import NatsServer
+from tests.processes import ProcessStack
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
+
+POWERCUT = Path(__file__).resolve().parents[3] / "shared" / "tools" / "powercut"
+
+CUTS = (2.0, 4.5, 7.0)
+"""Seconds of load before each power cut."""
+
+
+def powercut(*args: str) -> str:
+    done = subprocess.run(
+        [str(POWERCUT), *args], capture_output=True, text=True, timeout=300, check=False
+    )
+    assert done.returncode == 0, f"powercut {' '.join(args)}: {done.stdout}{done.stderr}"
+    return done.stdout
+
+
+@pytest.fixture
+def mount(tmp_path: Path) -> Iterator[Path]:
+    """A powercut mount (its backing directory beside it); unmounted at the end."""
+    if not os.access(POWERCUT, os.X_OK) or os.geteuid() != 0:
+        message = f"{POWERCUT} needs root and ../shared/tools beside the checkout"
+        if os.environ.get("CI"):
+            pytest.fail(message)  # never skip in CI
+        pytest.skip(message)
+    backing, point = tmp_path / "backing", tmp_path / "store"
+    backing.mkdir()
+    point.mkdir()
+    powercut("mount", str(backing), str(point))
+    try:
+        yield point
+    finally:
+        subprocess.run([str(POWERCUT), "umount", str(point)], timeout=120, check=False)
+
+
+@pytest.fixture
+async def durable_nats(mount: Path, tmp_path: Path) -> AsyncIterator[NatsServer]:
+    """nats-server with its store on the powercut mount, synced as ``pingpong up`` does."""
+    config_dir = tmp_path / "conf"
+    config_dir.mkdir()
+    config = server_config(config_dir, "always")
+    server = NatsServer(store=mount, extra_args=["-c", str(config)])
+    await server.start()
+    yield server
+    await server.close()
+
+
+async def results_in_log(url: str) -> dict[str, int]:
+    """The game ids whose result (finished or aborted) the ``RALLY`` stream holds, and how
+    many results it holds in all."""
+    nc = Client()
+    await nc.connect(url)
+    try:
+        info = await nc.jetstream().stream_info(subjects.STREAM, subjects_filter="rally.>")
+        return {s.split(".")[1]: n for s, n in (info.state.subjects or {}).items()}
+    finally:
+        await nc.close()
+
+
+async def scores(http: aiohttp.ClientSession, url: str) -> Scores:
+    async with http.get(url + "/scores.json") as r:
+        return Scores.model_validate_json(await r.read()) if r.status == 200 else Scores()
+
+
+async def test_a_power_cut_of_the_nats_server_loses_no_answered_game(
+    durable_nats: NatsServer, mount: Path, tmp_path: Path
+) -> None:
+    stack = ProcessStack(durable_nats.url, tmp_path / "stack.log")
+    try:
+        await stack.game()
+        answered: set[str] = set()
+        async with aiohttp.ClientSession() as http:
+            for n, cut_after in enumerate(CUTS, 1):
+                load = Load(stack.url, concurrency=16, seconds=60)
+                running = asyncio.ensure_future(load.run())
+                await asyncio.sleep(cut_after)
+                await durable_nats.kill()
+                crash = powercut("crash", str(mount))
+                load.stop.set()
+                await running
+                answered |= set(load.game_ids)
+                t0 = time.monotonic()
+                await durable_nats.start()
+
+                async def playing() -> bool:
+                    async with http.get(stack.url + "/") as r:
+                        return r.status == 200
+
+                await wait_for(playing, timeout=30, interval=0.2)  # no service restarted
+                carried_on = time.monotonic() - t0
+                log = await results_in_log(durable_nats.url)
+                lost = answered - set(log)
+
+                async def counted(results: int = sum(log.values())) -> bool:
+                    s = await scores(http, stack.url)
+                    return s.games + s.aborted == results
+
+                await wait_for(counted, timeout=30, interval=0.25)
+                s = await scores(http, stack.url)
+                print(
+                    f"\n[power cut {n}] after {cut_after:g}s of load: "
+                    f"{len(load.game_ids)} games answered 200 ({len(answered)} in all), "
+                    f"{len(lost)} of them not in the log; the log holds {len(log)} results "
+                    f"({sum(log.values())} stored), the scores count {s.games} + "
+                    f"{s.aborted} aborted; playing again {carried_on:.1f}s after the restart; "
+                    f"powercut: {crash.strip()[:200]}",
+                    flush=True,
+                )
+                assert lost == set(), f"{len(lost)} answered games lost: {sorted(lost)[:5]}"
+                assert all(count == 1 for count in log.values())  # each result stored once
+                assert s.games + s.aborted == len(log)  # counted once each
+        assert all(stack.alive().values())
+        assert all(not c.exits for c in stack.children.values()), "a service restarted"
+    finally:
+        await stack.close()
