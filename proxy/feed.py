@@ -372,7 +372,19 @@ class Pace:
             return Verdict.DROP
         return Verdict.SKIP
 
-    def idle(self, now: float) -> bool:
-        """A tick with nothing for this viewer: True if it is due a keep-alive comment
-        (then :meth:`offer` it as a batch)."""
-        return self.phase is not PacePhase.DROPPED and now - self.quiet_since >= HEARTBEAT
+    def idle(self, backlog: int, now: float) -> Verdict:
+        """A tick with nothing for this viewer: SEND a keep-alive comment if it has been
+        quiet :data:`HEARTBEAT` seconds, DROP it if it has been behind
+        :data:`STUCK_FOR` seconds, else SKIP (nothing to do)."""
+        if self.phase is PacePhase.DROPPED:
+            return Verdict.DROP
+        if backlog > 0:
+            if self.phase is PacePhase.BEHIND and now - self.behind_since >= STUCK_FOR:
+                self.phase = PacePhase.DROPPED
+                return Verdict.DROP
+            return Verdict.SKIP
+        self.phase = PacePhase.KEEPING
+        if now - self.quiet_since >= HEARTBEAT:
+            self.quiet_since = now
+            return Verdict.SEND
+        return Verdict.SKIP

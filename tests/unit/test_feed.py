@@ -341,11 +341,31 @@ def test_a_viewer_of_one_game_is_let_go_at_its_first_backlog_never_skipped() -> 
     assert pace.offer(1, 0.2) is Verdict.DROP
 
 
-@pytest.mark.parametrize(("quiet", "due"), [(HEARTBEAT - 0.1, False), (HEARTBEAT, True)])
-def test_a_quiet_viewer_is_due_a_keep_alive_after_the_heartbeat(quiet: float, due: bool) -> None:
+@pytest.mark.parametrize(
+    ("quiet", "verdict"), [(HEARTBEAT - 0.1, Verdict.SKIP), (HEARTBEAT, Verdict.SEND)]
+)
+def test_a_quiet_viewer_is_sent_a_keep_alive_after_the_heartbeat(
+    quiet: float, verdict: Verdict
+) -> None:
     pace = Pace(now=0.0)
     pace.offer(0, 1.0)
-    assert pace.idle(1.0 + quiet) is due
+    assert pace.idle(0, 1.0 + quiet) is verdict
+
+
+def test_a_viewer_stuck_behind_is_let_go_even_when_nothing_more_is_sent_to_it() -> None:
+    pace = Pace(now=0.0)
+    assert pace.offer(500, 1.0) is Verdict.SKIP
+    assert pace.idle(500, 1.0 + STUCK_FOR - 0.1) is Verdict.SKIP
+    assert pace.idle(500, 1.0 + STUCK_FOR) is Verdict.DROP
+    assert pace_phase(pace) is PacePhase.DROPPED
+
+
+def test_a_viewer_whose_backlog_went_while_nothing_was_sent_keeps_up_again() -> None:
+    pace = Pace(now=0.0)
+    assert pace.offer(500, 1.0) is Verdict.SKIP
+    assert pace.idle(0, 2.0) is Verdict.SKIP  # nothing to send, but no longer behind
+    assert pace_phase(pace) is PacePhase.KEEPING
+    assert pace.idle(500, 1.0 + STUCK_FOR) is Verdict.SKIP  # a new backlog: not stuck yet
 
 
 def test_sampling_every_is_a_whole_number_of_flushes() -> None:
