@@ -202,7 +202,7 @@ class ViewersResult:
         top = max(self.sizes)
         if top and top in self.proxy_rss:
             ratios[f"proxy_rss_mb_{top}_viewers"] = rss = max(self.proxy_rss[top])
-            label = f"proxy RSS with {top} viewers, MB [<= {MAX_RSS_MB:g}]"
+            label = f"the proxy's RSS with {top} viewers, MB [<= {MAX_RSS_MB:g}]"
             say(out, f"  {label:<58} {rss:8.1f}")
         return ratios
 
