@@ -7,9 +7,12 @@ it or is let go. Neither sends nor waits: they are driven by hand in
 ``tests/unit/test_feed.py`` with no event loop.
 
 **Sampling.** A game is taken or skipped at its ``started`` event: taken when the
-budget (a token bucket of ``FEED_RATE`` events a second, one second deep) has a token,
-so at a high game rate the feed shows some games and counts the rest as skipped. A
-taken game's every event costs a token and goes out, but only once the game has ended:
+budget (a token bucket of ``FEED_RATE`` events a second, one second deep) holds the
+events a game is expected to have (the mean of the games shown lately), which it is
+charged then, so at a high game rate the feed shows some games and counts the rest as
+skipped, and many games starting at once take no more than the budget covers. A game
+longer than expected costs a token an event past that; one shorter gives the rest
+back. A taken game's every event goes out, but only once the game has ended:
 its frames are held until ``finished`` or ``aborted`` and then sent together, so a
 rally is shown whole or not at all (one too long to read, or that never ends, is
 dropped and counted as skipped). A game whose ``started`` came before the subscription
@@ -77,6 +80,13 @@ RALLY_BYTES: Final = 32 * 1024
 RALLY_TIMEOUT: Final = 60.0
 """Seconds a taken game may go without its end before it is dropped."""
 
+GAME_EVENTS: Final = 4.0
+"""Events a game is expected to have before any was shown (started, two swing events,
+its end); then the mean of the games shown, weighted to the last :data:`COST_WEIGHT`."""
+
+COST_WEIGHT: Final = 8
+"""Games the expected events of a game follow (an exponential mean)."""
+
 OPEN_RALLIES: Final = 32
 """Taken games not yet ended, at most; a game started beyond them is skipped."""
 
@@ -133,19 +143,21 @@ class Tick:
 class _Rally:
     """A taken game's frames until its end."""
 
-    __slots__ = ("frames", "since", "size")
+    __slots__ = ("charged", "frames", "since", "size")
 
-    def __init__(self, first: bytes, now: float) -> None:
+    def __init__(self, first: bytes, now: float, charged: float) -> None:
         self.frames = [first]
         self.size = len(first)
         self.since = now
+        self.charged = charged
+        """Tokens taken at its start, for as many events."""
 
 
 class Feed:
     """The whole feed of one proxy: which games are shown, and when the scores tick."""
 
     __slots__ = (
-        "_burst",
+        "_cost",
         "_fetch_started",
         "_games",
         "_last_result",
@@ -168,9 +180,10 @@ class Feed:
 
     def __init__(self, rate: float, now: float) -> None:
         self._rate = rate
-        self._burst = max(rate, 1.0)
-        self._tokens = self._burst
-        """The budget: a game is taken while there is at least one (it may go below 0)."""
+        self._cost = GAME_EVENTS
+        """Events a game is expected to have: the mean of the games shown lately."""
+        self._tokens = max(rate, self._cost)
+        """The budget, in events; a game is taken when it covers the game's expected cost."""
         self._updated = now
         self._open: dict[str, _Rally] = {}
         """Taken games not yet ended, by game id."""
@@ -213,18 +226,22 @@ class Feed:
         rally = self._open.get(game)
         if rally is None:
             return
-        self._tokens -= 1
         part = frame(kind, data)
         rally.frames.append(part)
         rally.size += len(part)
+        events = len(rally.frames)
+        if events > rally.charged:  # longer than expected: it costs as it goes
+            self._tokens -= 1
         if rally.size > RALLY_BYTES:
             self._drop(game)
         elif kind in ENDS:
             del self._open[game]
+            self._tokens += max(0.0, rally.charged - events)  # shorter: the rest back
+            self._cost += (events - self._cost) / COST_WEIGHT
             if self._ready_bytes + rally.size > READY_BYTES:
                 self._skip()
                 return
-            self._ready.append((b"".join(rally.frames), len(rally.frames)))
+            self._ready.append((b"".join(rally.frames), events))
             self._ready_bytes += rally.size
             self._shown += 1
 
@@ -232,13 +249,15 @@ class Feed:
         self._games += 1
         if game in self._open:  # the same id again: the first one never ended
             self._drop(game)
-        self._tokens = min(self._burst, self._tokens + (now - self._updated) * self._rate)
+        cost = self._cost
+        burst = max(self._rate, cost)  # a second's worth, and at least one game's
+        self._tokens = min(burst, self._tokens + (now - self._updated) * self._rate)
         self._updated = now
-        if self._tokens < 1 or len(self._open) >= OPEN_RALLIES:
+        if self._tokens < cost or len(self._open) >= OPEN_RALLIES:
             self._skip()
             return
-        self._tokens -= 1
-        self._open[game] = _Rally(frame("started", data), now)
+        self._tokens -= cost
+        self._open[game] = _Rally(frame("started", data), now, cost)
 
     def _skip(self) -> None:
         self._skipped += 1

@@ -120,6 +120,32 @@ def test_a_burst_of_games_is_sampled_within_the_budget_and_each_shown_game_is_wh
     assert sent >= 4 * len(shown)  # and the sampling events
 
 
+def test_many_games_starting_at_once_take_no_more_than_the_budget_covers() -> None:
+    feed = Feed(rate=30, now=0.0)
+    for n in range(64):  # 64 games in flight start together, then play 5 events each
+        feed.event(f"g{n}", "started", f'{{"game_id":"g{n}"}}'.encode(), 0.0)
+    for n in range(64):
+        for _ in range(3):
+            feed.event(f"g{n}", "swing", f'{{"game_id":"g{n}"}}'.encode(), 0.01)
+        feed.event(f"g{n}", "finished", f'{{"game_id":"g{n}"}}'.encode(), 0.01)
+    tick = feed.tick(0.25)
+    assert len(games_in(tick.batch)) == 7  # 30 events cover 7 games of the 4 expected
+    assert tick.skipped == 57
+
+
+def test_a_game_longer_than_expected_costs_the_events_past_its_charge() -> None:
+    feed = Feed(rate=8, now=0.0)
+    play(feed, "long", 0.0, swings=10)  # 12 events for the 4 charged: 8 more, -4 left
+    feed.event("next", "started", b'{"game_id":"next"}', 0.0)
+    assert feed.open_games == 0
+    # a game is now expected to have 5 events (4 + (12 - 4) / 8): -4 + 8 a second covers
+    # them after 1.125 s
+    feed.event("soon", "started", b'{"game_id":"soon"}', 1.1)
+    assert feed.open_games == 0
+    feed.event("later", "started", b'{"game_id":"later"}', 1.2)
+    assert feed.open_games == 1
+
+
 def test_a_game_whose_start_came_before_the_subscription_is_never_shown() -> None:
     feed = Feed(rate=30, now=0.0)
     feed.event("g1", "swing", b'{"game_id":"g1"}', 0.0)
@@ -208,15 +234,18 @@ def test_a_batch_holds_at_most_batch_bytes_of_rallies_and_the_rest_waits_whole()
 
 def test_the_sampling_event_says_each_second_how_many_games_were_skipped() -> None:
     feed = Feed(rate=4, now=0.0)
-    for n in range(20):  # 20 games of 2 events in the first second, a budget of 4 a second:
-        play(feed, f"g{n}", n / 20, swings=0)  # 4 tokens at the start, 4 more in the second
+    # 20 games of 2 events in the first second, a budget of 4 events a second: a game is
+    # taken when the budget covers the events one is expected to have (4 at first, then
+    # the mean of those shown), and what it did not use comes back at its end
+    for n in range(20):
+        play(feed, f"g{n}", n / 20, swings=0)
     notes = [
         json.loads(data)
         for t in (0.25, 0.5, 0.75, 1.0)
         for kind, data in events(feed.tick(t).batch)
         if kind == "sampling"
     ]
-    assert notes == [{"seconds": 1.0, "games": 20, "shown": 4, "skipped": 16}]
+    assert notes == [{"seconds": 1.0, "games": 20, "shown": 3, "skipped": 17}]
 
 
 def test_the_sampling_event_says_once_that_nothing_is_skipped_any_more_then_goes_quiet() -> None:
@@ -226,7 +255,7 @@ def test_the_sampling_event_says_once_that_nothing_is_skipped_any_more_then_goes
     said = []
     for n in range(1, 5):  # no games after the first second
         said += [json.loads(d) for k, d in events(feed.tick(float(n)).batch) if k == "sampling"]
-    assert [note["skipped"] for note in said] == [8, 0]
+    assert [note["skipped"] for note in said] == [9, 0]  # 10 at once: the budget took one
     assert said[1] == {"seconds": 1.0, "games": 0, "shown": 0, "skipped": 0}
 
 
