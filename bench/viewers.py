@@ -162,19 +162,20 @@ class ViewersResult:
         say(
             out,
             f"{'viewers':>8}{'games/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}"
-            f"{'proxy MB':>10}{'events/s a viewer':>19}",
+            f"{'proxy MB':>10}{'proxy ms/game':>15}{'events/s a viewer':>19}",
         )
         for size in self.sizes:
             s = self.samples.get(size)
             if s is None:
                 continue
             rss = max(self.proxy_rss.get(size, [0.0]))
+            cpu = s.cpu.get("proxy", 0.0) / s.ops * 1000 if s.ops else 0.0
             per = self.events_per_viewer_s.get(size)
             cell = f"{statistics.median(per):19.1f}" if per else f"{'':>19}"
             say(
                 out,
                 f"{size:>8}{s.rate:>10.0f}{s.pct(0.5):>9.2f}{s.pct(0.99):>9.2f}{s.errors:>8}"
-                f"{rss:>10.1f}{cell}",
+                f"{rss:>10.1f}{cpu:>15.3f}{cell}",
             )
         if self.refused or self.lost or self.unopened:
             say(

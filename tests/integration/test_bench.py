@@ -52,7 +52,8 @@ async def test_the_bench_prints_figures_and_ratios_to_the_baselines_and_the_go_o
     table = [line.split() for line in crowd.splitlines()[2:4]]
     assert [row[0] for row in table] == ["0", "20"], crowd  # games/s with each crowd open
     assert all(row[4] == "0" for row in table), crowd  # no errors
-    assert float(table[1][6]) > 0, crowd  # the viewers got events
+    assert float(table[1][6]) > 0, crowd  # the proxy's CPU a game
+    assert float(table[1][7]) > 0, crowd  # the viewers got events
     assert "games/s with 20 viewers / with none [>= 0.8]" in crowd
     assert ratios["viewers_20_vs_none"] > 0
     assert 0 < ratios["proxy_rss_mb_20_viewers"] < 500
