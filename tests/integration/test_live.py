@@ -263,7 +263,7 @@ async def test_a_viewer_that_reads_nothing_skips_games_holds_up_no_one_and_is_le
                 return await metric(http, url, "pingpong_feed_events_dropped_total") > 0
 
             await wait_for(behind, timeout=30)
-            await asyncio.sleep(1.5)  # what the feed holds goes out (256 KiB a second at most)
+            await asyncio.sleep(2)  # what the feed holds goes out (2 batches, a batch a tick)
             ids = await play(http, url, 20)  # while the other is behind, skipping batches
             await asyncio.sleep(0.5)  # the last batch
             shown = rallies(stream.events)
