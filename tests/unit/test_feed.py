@@ -10,6 +10,7 @@ import pytest
 from proxy.feed import (
     BATCH_BYTES,
     FLUSH,
+    GAME_BACKLOG,
     HEARTBEAT,
     OPEN_RALLIES,
     RALLY_BYTES,
@@ -364,10 +365,18 @@ def test_a_viewer_behind_for_stuck_for_seconds_is_let_go() -> None:
     assert pace.offer(0, 100.0) is Verdict.DROP  # gone for good
 
 
-def test_a_viewer_of_one_game_is_let_go_at_its_first_backlog_never_skipped() -> None:
+def test_a_viewer_of_one_game_is_sent_every_event_until_its_backlog_passes_the_bound() -> None:
     pace = Pace(now=0.0, complete=True)
     assert pace.offer(0, 0.1) is Verdict.SEND
-    assert pace.offer(1, 0.2) is Verdict.DROP
+    assert pace.offer(GAME_BACKLOG, 0.2) is Verdict.SEND  # a long game's burst
+    assert pace_phase(pace) is PacePhase.BEHIND
+    assert pace.offer(GAME_BACKLOG + 1, 0.3) is Verdict.DROP  # never skipped: let go
+
+
+def test_a_viewer_of_one_game_with_bytes_waiting_for_stuck_for_seconds_is_let_go() -> None:
+    pace = Pace(now=0.0, complete=True)
+    assert pace.offer(100, 1.0) is Verdict.SEND
+    assert pace.idle(100, 1.0 + STUCK_FOR) is Verdict.DROP
 
 
 @pytest.mark.parametrize(
