@@ -23,13 +23,17 @@ import asyncio
 import resource
 import statistics
 import sys
+import typing
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Final, TextIO, cast
+from typing import Final, TextIO
 from urllib.parse import urlsplit
 
-from bench.harness import Bench, BenchOptions, Op, Sample, measure, say
-from bench.process import rss_mb
+import aiohttp
+
+from bench.harness import Bench, BenchOptions, Op, Sample, _pid, _wait_game, measure, say
+from bench.process import free_port, rss_mb
+from pingpong.local import UpOptions, cast, find_nats_server, nats_child
 from pingpong.runner import tune_gc
 
 VIEWERS: Final = (0, 100, 1000)
@@ -74,7 +78,7 @@ class _Viewer(asyncio.Protocol):
         return self
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+        self.transport = typing.cast(asyncio.Transport, transport)  # uvloop's: no subclass
         self.transport.write(self.request)
 
     def data_received(self, data: bytes) -> None:
@@ -237,18 +241,23 @@ async def scenario(
                 result.unopened += crowd.unopened
                 crowd.close()
             result.samples.setdefault(size, Sample(f"viewers {size}", CONCURRENCY)).add(sample)
-            await asyncio.sleep(0.2)  # the proxy sees them go before the next round
+            await _gone(url)  # the proxy has seen them go before the next round
     return result
+
+
+async def _gone(url: str, timeout: float = 10.0) -> None:
+    """Wait until the proxy counts no viewer (``pingpong_viewers`` in ``/metrics``)."""
+    async with aiohttp.ClientSession() as http, asyncio.timeout(timeout):
+        while True:
+            async with http.get(url + "/metrics") as r:
+                text = await r.text()
+            if "\npingpong_viewers 0.0\n" in text:
+                return
+            await asyncio.sleep(0.1)
 
 
 async def _alone(options: BenchOptions, out: TextIO) -> dict[str, float]:
     """The scenario on a stack of its own (nats-server and every service, as ``up``)."""
-    import aiohttp
-
-    from bench.harness import _pid, _wait_game
-    from bench.process import free_port
-    from pingpong.local import UpOptions, cast, find_nats_server, nats_child
-
     bench = Bench(out)
     try:
         nats_port = free_port()
