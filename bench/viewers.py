@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import resource
+import socket
 import statistics
 import sys
 import typing
@@ -64,11 +65,13 @@ def raise_nofile(wanted: int) -> None:
 
 
 class _Viewer(asyncio.Protocol):
-    """One ``/events`` client: sends its GET, then counts what comes and drops it."""
+    """One ``/events`` client: sends its GET, then counts what comes and drops it (or,
+    ``stuck``, stops reading once it has the answer's head)."""
 
-    def __init__(self, crowd: Crowd, request: bytes) -> None:
+    def __init__(self, crowd: Crowd, request: bytes, stuck: bool = False) -> None:
         self.crowd = crowd
         self.request = request
+        self.stuck = stuck
         self.status = 0
         self.opened: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self.transport: asyncio.Transport | None = None
@@ -87,6 +90,8 @@ class _Viewer(asyncio.Protocol):
             self.status = int(line[1]) if len(line) > 1 and line[1].isdigit() else -1
             if not self.opened.done():
                 self.opened.set_result(self.status)
+            if self.stuck and self.transport is not None:
+                self.transport.pause_reading()
         self.crowd.bytes += len(data)
         self.crowd.events += data.count(b"event: ")
 
@@ -111,22 +116,34 @@ class Crowd:
     unopened: int = 0
     """Clients without an answer after :data:`OPEN_TIMEOUT` (measured without them)."""
 
-    async def open(self, n: int) -> None:
-        """Open ``n`` clients, :data:`OPEN_AT_ONCE` at a time; each has its answer's head."""
+    async def open(self, n: int, path: str = "/events", *, stuck: bool = False) -> None:
+        """Open ``n`` clients of ``path``, :data:`OPEN_AT_ONCE` at a time; each has its
+        answer's head. ``stuck``: clients that then read nothing (with a small receive
+        buffer, so the proxy soon has bytes waiting for them)."""
         parts = urlsplit(self.url)
         host, port = parts.hostname or "127.0.0.1", parts.port or 80
         request = (
-            f"GET /events HTTP/1.1\r\nHost: {host}:{port}\r\nAccept: text/event-stream\r\n\r\n"
+            f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nAccept: text/event-stream\r\n\r\n"
         ).encode()
         loop = asyncio.get_running_loop()
+
+        async def connect(viewer: _Viewer) -> None:
+            if not stuck:
+                await loop.create_connection(viewer.itself, host, port)
+                return
+            sock = socket.socket()
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connect
+            sock.setblocking(False)
+            await loop.sock_connect(sock, (host, port))
+            await loop.create_connection(viewer.itself, sock=sock)
+
         try:
             async with asyncio.timeout(OPEN_TIMEOUT):
                 for start in range(0, n, OPEN_AT_ONCE):
-                    batch = [_Viewer(self, request) for _ in range(min(OPEN_AT_ONCE, n - start))]
+                    size = min(OPEN_AT_ONCE, n - start)
+                    batch = [_Viewer(self, request, stuck) for _ in range(size)]
                     self.viewers += batch
-                    await asyncio.gather(
-                        *(loop.create_connection(v.itself, host, port) for v in batch)
-                    )
+                    await asyncio.gather(*(connect(v) for v in batch))
                     statuses = await asyncio.gather(*(v.opened for v in batch))
                     self.refused += sum(1 for s in statuses if s != 200)
         except TimeoutError:
