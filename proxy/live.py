@@ -107,6 +107,8 @@ class Hub:
         self.by_game: dict[str, set[Viewer]] = {}
         """Viewers of one game, by game id."""
         self.closing = False
+        self.pending_msgs = PENDING_MSGS
+        """Events the subscription may hold (:data:`PENDING_MSGS`; tests make it small)."""
         self._sub: Subscription | None = None
         self._subscribing = asyncio.Lock()
         self._handled = 0
@@ -170,7 +172,7 @@ class Hub:
                 self._sub = await self.nc.subscribe(
                     subjects.RALLY_ALL,
                     cb=self._on_event,
-                    pending_msgs_limit=PENDING_MSGS,
+                    pending_msgs_limit=self.pending_msgs,
                     pending_bytes_limit=PENDING_BYTES,
                 )
                 log.info("watching rally.> for the live feed")

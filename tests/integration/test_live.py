@@ -4,6 +4,7 @@ one subscription however many watch, whole rallies, scores ticks, bounds."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from aiohttp.test_utils import TestServer
 from nats.aio.client import Client
 
 from pingpong import subjects
@@ -29,7 +31,10 @@ from pingpong.messages import (
     decode_event,
     encode,
 )
+from pingpong.settings import Settings
+from proxy.app import create_app
 from proxy.feed import STUCK_FOR
+from proxy.keys import LIVE, NATS
 from tests.conftest import Services, wait_for
 from tests.natsserver import NatsServer, free_port
 
@@ -321,3 +326,44 @@ async def test_the_proxy_ends_every_stream_and_exits_0_on_sigterm_with_viewers_c
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+
+
+async def test_events_the_proxy_could_not_take_in_time_tear_no_rally_and_end_game_streams(
+    settings: Settings, nc: Client
+) -> None:
+    app = create_app(settings.model_copy(update={"http_host": "127.0.0.1"}))
+    server = TestServer(app, host="127.0.0.1", port=free_port())
+    await server.start_server()
+    try:
+
+        async def connected() -> bool:
+            return app[NATS].is_connected
+
+        await wait_for(connected)
+        app[LIVE].pending_msgs = 5  # a subscription that holds 5 events, not 20,000
+        url = str(server.make_url("")).rstrip("/")
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
+            whole = await http.get(url + "/events")
+            one = await http.get(url + "/events?game=g1")
+            assert (whole.status, one.status) == (200, 200)
+            await nc.publish(subjects.rally_subject("g0", "started"), b'{"game_id":"g0"}')
+            await nc.flush()
+            await asyncio.sleep(0.1)  # g0 is taken: the feed holds its frames until its end
+            for n in range(50):  # one burst: nats-py reads it at once and keeps 5
+                await nc.publish(subjects.rally_subject("g1", "swing"), b'{"n":%d}' % n)
+            await nc.publish(subjects.rally_subject("g0", "finished"), b'{"game_id":"g0"}')
+            await nc.flush()
+            ended = b""
+            async with asyncio.timeout(5):  # let go (cut off): it would miss events of g1
+                with contextlib.suppress(aiohttp.ClientPayloadError):
+                    async for chunk in one.content.iter_any():
+                        ended += chunk
+            assert ended.count(b"event: swing") < 50
+            assert await metric(http, url, "pingpong_viewers_dropped_total") == 1
+            await asyncio.sleep(1.2)  # two batches
+            assert await metric(http, url, "pingpong_feed_games_skipped_total") == 1
+            assert b"g0" not in whole.content.read_nowait()  # dropped, not shown torn
+            whole.close()
+            one.close()
+    finally:
+        await server.close()
