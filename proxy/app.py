@@ -35,8 +35,13 @@ async def nats_connection(app: web.Application) -> AsyncIterator[None]:
     app[NATS] = nc
     games = app[GAMES] = GameClient(nc)
 
+    def connection_lost() -> None:
+        games.connection_lost()
+        if LIVE in app:
+            app[LIVE].connection_lost()
+
     async def connect() -> None:
-        await bus.connect(app[SETTINGS], app[INSTANCE], nc, on_disconnect=games.connection_lost)
+        await bus.connect(app[SETTINGS], app[INSTANCE], nc, on_disconnect=connection_lost)
         await games.start()
 
     connecting = asyncio.create_task(connect())

@@ -211,9 +211,17 @@ class Hub:
         """nats-py dropped events (this proxy fell behind): no rally is shown torn."""
         log.warning("the live feed fell behind; %d events lost", count)
         self.feed.lost()
+        self._let_go_of_games(count)
+
+    def connection_lost(self) -> None:
+        """The NATS connection dropped: events published until it is back never come."""
+        self.feed.lost()
+        self._let_go_of_games(0)
+
+    def _let_go_of_games(self, events: int) -> None:
         for watchers in list(self.by_game.values()):
             for viewer in list(watchers):  # they would miss events of their game
-                self._let_go(viewer, count)
+                self._let_go(viewer, events)
 
     async def _send(self, viewer: Viewer, data: bytes, events: int, now: float) -> None:
         """Write ``data`` to ``viewer`` if it keeps up; else skip or let go, and count."""

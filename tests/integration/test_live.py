@@ -367,3 +367,22 @@ async def test_events_the_proxy_could_not_take_in_time_tear_no_rally_and_end_gam
             one.close()
     finally:
         await server.close()
+
+
+async def test_a_lost_nats_connection_ends_the_streams_of_one_game_not_the_whole_feed(
+    services: Services, nats_server: NatsServer
+) -> None:
+    url = await services.proxy()
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
+        whole = await http.get(url + "/events")
+        one = await http.get(url + "/events?game=g1")
+        assert (whole.status, one.status) == (200, 200)
+        await nats_server.stop()
+        async with asyncio.timeout(5):  # cut off: it would miss events of g1
+            with contextlib.suppress(aiohttp.ClientPayloadError):
+                async for _ in one.content.iter_any():
+                    pass
+        await nats_server.start()
+        assert not whole.content.at_eof()  # the whole feed goes on once NATS is back
+        assert await metric(http, url, "pingpong_viewers") == 1
+        whole.close()
