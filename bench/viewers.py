@@ -49,6 +49,10 @@ MIN_RATIO: Final = 0.8
 MAX_RSS_MB: Final = 100.0
 """Target: the proxy's RSS with the largest crowd open, MB."""
 
+DWELL: Final = 0.6
+"""Seconds a crowd stays after its games: the batch of the last of them reaches it (the
+proxy sends one every 0.5 s), so the events a viewer got cover every game measured."""
+
 OPEN_AT_ONCE: Final = 100
 """Connections opened at a time (the proxy's listen backlog is 1,024)."""
 
@@ -180,6 +184,7 @@ class ViewersResult:
         """Print the scenario's table and its ratios against the targets; the ratios."""
         say(out)
         say(out, f"viewers: games via :3000 at {CONCURRENCY} concurrent with /events clients open")
+        say(out, "  (proxy MB: its RSS at the end of a round, the largest; it keeps what it got)")
         say(
             out,
             f"{'viewers':>8}{'games/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}"
@@ -249,8 +254,10 @@ async def scenario(
                 before = crowd.events
                 sample = await measure(f"viewers {size}", play, CONCURRENCY, options, pids)
                 result.proxy_rss.setdefault(size, []).append(rss_mb(proxy))
-                if size and sample.elapsed:
-                    got = (crowd.events - before) / size / (sample.elapsed + options.warmup)
+                if size:
+                    await asyncio.sleep(DWELL)
+                    seconds = options.warmup + sample.elapsed + DWELL
+                    got = (crowd.events - before) / size / seconds
                     result.events_per_viewer_s.setdefault(size, []).append(got)
             finally:
                 result.refused += crowd.refused

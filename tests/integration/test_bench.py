@@ -49,7 +49,7 @@ async def test_the_bench_prints_figures_and_ratios_to_the_baselines_and_the_go_o
     assert float(proxy_cpu[0].split("at 1:")[1].split()[0]) > 0, text
     assert "in raw nats-py round trips on plain asyncio (issue's machine: 3.7)" in text
     crowd = text.split("viewers: games via :3000 at 64 concurrent with /events clients open")[1]
-    table = [line.split() for line in crowd.splitlines()[2:4]]
+    table = [line.split() for line in crowd.splitlines()[3:5]]
     assert [row[0] for row in table] == ["0", "20"], crowd  # games/s with each crowd open
     assert all(row[4] == "0" for row in table), crowd  # no errors
     assert float(table[1][6]) > 0, crowd  # the proxy's CPU a game
