@@ -55,6 +55,9 @@ class BenchOptions:
     """Players per side (processes)."""
     managers: int = 2
     """Manager processes."""
+    viewers: tuple[int, ...] = (0, 100, 1000)
+    """Crowd sizes of the viewers scenario (``bench.viewers``): ``/events`` clients open
+    while games are played; () leaves the scenario out."""
 
 
 @dataclass
@@ -328,6 +331,12 @@ async def run_bench(options: BenchOptions, out: TextIO = sys.stdout) -> dict[str
                 seconds = options.seconds / options.rounds
                 split = await split_game(http, f"http://127.0.0.1:{port}/", seconds)
             rss = {n: rss_mb(p) for n, p in {**pids, **go_pids}.items()}
+            crowd = None  # the viewers scenario (bench/viewers.py), last: it opens sockets
+            if options.viewers:
+                from bench import viewers
+
+                play = transcript(f"http://127.0.0.1:{port}/")
+                crowd = await viewers.scenario(f"http://127.0.0.1:{port}", play, pids, options)
         await nc.close()
         await raw_nc.close()
     finally:
@@ -343,7 +352,10 @@ async def run_bench(options: BenchOptions, out: TextIO = sys.stdout) -> dict[str
         VIA_NATS,
     ]
     table = sorted(samples.values(), key=lambda s: (order.index(s.name), s.concurrency))
-    return report(table, rss, options, out, split)
+    ratios = report(table, rss, options, out, split)
+    if crowd is not None:
+        ratios.update(crowd.report(out))
+    return ratios
 
 
 SPLIT_GAMES: Final = 2000

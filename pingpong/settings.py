@@ -49,6 +49,15 @@ window must outlast that (a fixed 2 minutes let a retry after a longer ``STORE_T
 be stored twice); nats-server keeps every id of the window in memory, so it need not
 outlast it by much."""
 
+DEFAULT_MAX_VIEWERS: Final = 1000
+"""``/events`` clients a proxy serves at once by default. Each costs the proxy about
+14 KB (71 MB with 1,000 at 64 games in flight, 85 MB with 2,000), and one that stops
+reading holds up to 32 KiB of kernel memory until it is let go: 1,000 keep the proxy
+well inside the 128 MB its Swarm service may use."""
+
+DEFAULT_FEED_RATE: Final = 30.0
+"""Events a second of the live feed by default: a few games a second, in whole rallies."""
+
 _UNIT_SECONDS: Final = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 _DURATION: Final = re.compile(r"\s*(\d+(?:\.\d*)?)\s*([smhd]?)\s*", re.IGNORECASE)
 
@@ -158,6 +167,21 @@ class Settings(BaseModel):
         ge=1,
         le=100_000,
         description="Games one proxy plays at once; beyond it: 503 with Retry-After.",
+    )
+    max_viewers: int = Field(
+        default=DEFAULT_MAX_VIEWERS,
+        ge=1,
+        le=100_000,
+        description="`/events` clients (the scores page's live feed) one proxy serves at "
+        "once; beyond it: 503 with Retry-After.",
+    )
+    feed_rate: float = Field(
+        default=DEFAULT_FEED_RATE,
+        ge=1,
+        le=100_000,
+        description="Events a second an `/events` client gets at most from the live feed of "
+        "every game: whole games are sampled to keep within it (`/events?game=ID` is "
+        "never sampled).",
     )
     http_host: str = Field(default="0.0.0.0", description="Address the proxy listens on.")
     http_port: int = Field(default=3000, ge=0, le=65535, description="Port the proxy listens on.")

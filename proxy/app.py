@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import resource
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -13,7 +14,8 @@ from nats.aio.client import Client
 from pingpong import bus
 from pingpong.settings import Settings
 from proxy.games import GameClient
-from proxy.keys import GAMES, INSTANCE, METRICS, NATS, SETTINGS, SHUTTING_DOWN
+from proxy.keys import GAMES, INSTANCE, LIVE, METRICS, NATS, SETTINGS, SHUTTING_DOWN
+from proxy.live import Hub
 from proxy.metrics import Metrics
 from proxy.middlewares import (
     MAX_BODY,
@@ -33,8 +35,13 @@ async def nats_connection(app: web.Application) -> AsyncIterator[None]:
     app[NATS] = nc
     games = app[GAMES] = GameClient(nc)
 
+    def connection_lost() -> None:
+        games.connection_lost()
+        if LIVE in app:
+            app[LIVE].connection_lost()
+
     async def connect() -> None:
-        await bus.connect(app[SETTINGS], app[INSTANCE], nc, on_disconnect=games.connection_lost)
+        await bus.connect(app[SETTINGS], app[INSTANCE], nc, on_disconnect=connection_lost)
         await games.start()
 
     connecting = asyncio.create_task(connect())
@@ -46,8 +53,19 @@ async def nats_connection(app: web.Application) -> AsyncIterator[None]:
     await bus.wait_closed(nc)
 
 
+async def live_feed(app: web.Application) -> AsyncIterator[None]:
+    """The hub of the ``/events`` clients (it subscribes while it has any)."""
+    settings = app[SETTINGS]
+    hub = app[LIVE] = Hub(app[NATS], app[METRICS], settings.max_viewers, settings.feed_rate)
+    hub.start()
+    yield
+    await hub.close()
+
+
 async def _end_streams(app: web.Application) -> None:
     app[SHUTTING_DOWN].set()
+    if LIVE in app:
+        app[LIVE].end()
 
 
 def create_app(settings: Settings, instance: str | None = None) -> web.Application:
@@ -60,14 +78,31 @@ def create_app(settings: Settings, instance: str | None = None) -> web.Applicati
     app[METRICS] = Metrics()
     app.on_shutdown.append(_end_streams)
     app.cleanup_ctx.append(nats_connection)
+    app.cleanup_ctx.append(live_feed)
     setup_routes(app)
     return app
+
+
+SPARE_FILES = 256
+"""Open files the proxy needs besides its clients' sockets (NATS, logs, the ones being
+accepted)."""
+
+
+def _open_files(wanted: int) -> None:
+    """Raise the soft limit of open files to ``wanted`` where the hard limit allows (a
+    shell's 1,024 is below ``MAX_VIEWERS`` and ``MAX_INFLIGHT`` together)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        log.info("open files: soft limit %d -> %d", soft, target)
 
 
 async def serve(
     settings: Settings, stop: asyncio.Event, ready: asyncio.Event | None = None
 ) -> None:
     """Listen on ``HTTP_HOST:HTTP_PORT`` until ``stop``; finish requests in flight."""
+    _open_files(settings.max_viewers + settings.max_inflight + SPARE_FILES)
     app = create_app(settings)
     runner = web.AppRunner(
         app,

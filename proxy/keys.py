@@ -9,6 +9,7 @@ from nats.aio.client import Client
 
 from pingpong.settings import Settings
 from proxy.games import GameClient
+from proxy.live import Hub
 from proxy.metrics import Metrics
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -28,3 +29,6 @@ SHUTTING_DOWN = web.AppKey("shutting_down", asyncio.Event)
 
 NATS = web.AppKey("nats", Client)
 """The NATS connection (it may still be connecting: check ``is_connected``)."""
+
+LIVE = web.AppKey("live", Hub)
+"""The live feed: every ``/events`` client and the one subscription they share."""

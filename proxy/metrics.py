@@ -1,4 +1,4 @@
-"""Prometheus metrics of the proxy (``GET /metrics``): games, latencies, retries.
+"""Prometheus metrics of the proxy (``GET /metrics``): games, latencies, retries, viewers.
 
 Everything comes from the games the proxy hands out, so no other service needs
 an HTTP port. Each app has its own registry.
@@ -61,6 +61,32 @@ class Metrics:
         )
         self.in_flight = Gauge(
             "pingpong_games_in_flight", "Games being played right now.", registry=self.registry
+        )
+        self.viewers = Gauge(
+            "pingpong_viewers",
+            "Clients of /events connected to this proxy (a scores page holds one).",
+            registry=self.registry,
+        )
+        self.viewers_refused = Counter(
+            "pingpong_viewers_refused",
+            "Clients of /events refused with 503: MAX_VIEWERS were connected.",
+            registry=self.registry,
+        )
+        self.viewers_dropped = Counter(
+            "pingpong_viewers_dropped",
+            "Clients of /events let go for staying behind (or missing events of their game).",
+            registry=self.registry,
+        )
+        self.feed_skipped = Counter(
+            "pingpong_feed_games_skipped",
+            "Games the live feed did not show: sampled away to keep within FEED_RATE, "
+            "or too long to show.",
+            registry=self.registry,
+        )
+        self.feed_dropped = Counter(
+            "pingpong_feed_events_dropped",
+            "Events not sent to a client of /events that was behind (whole games).",
+            registry=self.registry,
         )
         self.playing = 0
         self._swing = {side: self.swing.labels(side=side) for side in ("ping", "pong")}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import re
 from pathlib import Path
@@ -11,11 +10,12 @@ from typing import Final
 
 import nats.errors
 from aiohttp import web
-from nats.aio.msg import Msg
 
 from pingpong import subjects
 from pingpong.messages import GAME_ID_PATTERN
-from proxy.keys import NATS, SHUTTING_DOWN
+from proxy.feed import HELLO
+from proxy.keys import LIVE, METRICS, NATS
+from proxy.live import SCORES_TIMEOUT, Viewer
 from proxy.middlewares import error
 
 log = logging.getLogger(__name__)
@@ -23,14 +23,8 @@ log = logging.getLogger(__name__)
 STATIC: Final = Path(__file__).parent / "static"
 """The page and its assets (no external CDN)."""
 
-HEARTBEAT: Final = 15.0
-"""Seconds between SSE keep-alive comments."""
-
-QUEUE: Final = 1000
-"""Events buffered per SSE client; a client that falls further behind misses events."""
-
-SCORES_TIMEOUT: Final = 2.0
-"""Seconds to wait for the scoreboard."""
+VIEWERS_RETRY: Final = 10
+"""Seconds a client refused for ``MAX_VIEWERS`` is asked to wait (``Retry-After``)."""
 
 _GAME_ID = re.compile(GAME_ID_PATTERN)
 
@@ -58,32 +52,19 @@ async def scores_json(request: web.Request) -> web.Response:
     )
 
 
-def sse_frame(kind: str, data: bytes) -> bytes:
-    """One server-sent event; every line of ``data`` gets its own ``data:`` field."""
-    lines = b"".join(b"data: " + line + b"\n" for line in data.split(b"\n"))
-    return b"event: " + kind.encode() + b"\n" + lines + b"\n"
-
-
 async def events(request: web.Request) -> web.StreamResponse:
-    """``GET /events[?game=ID]``: rally events as server-sent events, as they happen."""
+    """``GET /events[?game=ID]``: the live feed as server-sent events.
+
+    Without ``game``: whole rallies of sampled games (``FEED_RATE``), a ``sampling``
+    event a second while games come, and ``scores`` when results came in. With
+    ``game``: every event of that game, as it happens.
+    """
     game = request.query.get("game")
     if game is not None and not _GAME_ID.match(game):
         return error(400, f"game must be a game id (letters, digits, - and _), not {game[:70]!r}")
-    nc = request.app[NATS]
-    if not nc.is_connected:
+    if not request.app[NATS].is_connected:
         return error(503, "not connected to NATS; try again shortly", {"Retry-After": "1"})
-    queue: asyncio.Queue[Msg] = asyncio.Queue(QUEUE)
-    dropped = 0
-
-    async def enqueue(msg: Msg) -> None:
-        nonlocal dropped
-        try:
-            queue.put_nowait(msg)
-        except asyncio.QueueFull:
-            dropped += 1
-
-    subject = subjects.rally_game(game) if game else subjects.RALLY_ALL
-    sub = await nc.subscribe(subject, cb=enqueue)
+    hub = request.app[LIVE]
     response = web.StreamResponse(
         headers={
             "Content-Type": "text/event-stream",
@@ -91,31 +72,25 @@ async def events(request: web.Request) -> web.StreamResponse:
             "X-Accel-Buffering": "no",
         }
     )
-    closing = request.app[SHUTTING_DOWN]
+    viewer = Viewer(request, response, game, asyncio.get_running_loop().time())
+    if not hub.admit(viewer):
+        if hub.closing:
+            return error(503, "the proxy is stopping", {"Retry-After": "1"})
+        request.app[METRICS].viewers_refused.inc()
+        return error(
+            503,
+            f"too many live viewers on this proxy ({hub.max_viewers}); try again shortly",
+            {"Retry-After": str(VIEWERS_RETRY)},
+        )
     try:
         await response.prepare(request)
-        await response.write(b"retry: 2000\n: connected\n\n")
-        while not closing.is_set():
-            getter = asyncio.ensure_future(queue.get())
-            stopper = asyncio.ensure_future(closing.wait())
-            done, _ = await asyncio.wait(
-                {getter, stopper}, timeout=HEARTBEAT, return_when=asyncio.FIRST_COMPLETED
-            )
-            stopper.cancel()
-            if getter not in done:
-                getter.cancel()
-                if not closing.is_set():
-                    await response.write(b": keep-alive\n\n")
-                continue
-            msg = getter.result()
-            await response.write(sse_frame(msg.subject.rsplit(".", 1)[-1], msg.data))
-    except (ConnectionResetError, asyncio.CancelledError):
+        await response.write(HELLO)
+        await hub.join(viewer)
+        await viewer.gone.wait()
+    except (ConnectionResetError, nats.errors.Error):
         pass
     finally:
-        with contextlib.suppress(nats.errors.Error):
-            await sub.unsubscribe()
-        if dropped:
-            log.warning("an /events client fell behind; %d events not sent to it", dropped)
+        hub.leave(viewer)
     return response
 
 

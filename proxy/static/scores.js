@@ -1,13 +1,10 @@
 "use strict";
-// The live scoreboard: scores from /scores.json, refreshed whenever /events
-// (server-sent events relaying rally.>) reports a finished or aborted game, and
-// once more when they stop coming.
+// The live scoreboard. /events (server-sent events) brings the live feed: whole rallies
+// of the games it shows (at a high game rate a sample of them, said by its `sampling`
+// events), and `scores` whenever results came in. /scores.json gives the scores once
+// when the page opens and whenever the feed reconnects.
 
 const FEED_MAX = 60;
-const SETTLE_MS = 400;  // the scoreboard folds a result within about 0.1 s of its event
-let refreshing = false;
-let again = false;
-let settle = null;
 
 function text(id, value) {
   document.getElementById(id).textContent = String(value);
@@ -50,25 +47,30 @@ function render(s) {
 }
 
 async function refresh() {
-  if (refreshing) { again = true; return; }
-  refreshing = true;
   try {
     const r = await fetch("/scores.json", { cache: "no-store" });
     if (r.ok) render(await r.json());
     else status("scoreboard: " + (await r.text()).trim(), "down");
   } catch (e) {
     status("cannot reach the proxy", "down");
-  } finally {
-    refreshing = false;
-    if (again) { again = false; setTimeout(refresh, 100); }
   }
 }
 
-// A result's event can come before the scoreboard has folded it: one more refresh once
-// the results have stopped coming for a moment shows the last of them.
-function settled() {
-  if (settle !== null) clearTimeout(settle);
-  settle = setTimeout(() => { settle = null; refresh(); }, SETTLE_MS);
+function scores(data) {
+  try { render(JSON.parse(data)); } catch (e) { /* a torn event: the next one comes */ }
+}
+
+// "showing 1 in N games" while the feed skips games to stay readable; hidden otherwise.
+function sampling(data) {
+  let s;
+  try { s = JSON.parse(data); } catch (e) { return; }
+  const el = document.getElementById("sampling");
+  if (!s.skipped) { el.hidden = true; return; }
+  const every = s.shown ? Math.round(s.games / s.shown) : 0;
+  const seconds = s.seconds >= 1.5 ? " in the last " + Math.round(s.seconds) + " s" : " in the last second";
+  el.textContent = (every ? "showing 1 in " + every + " games: " : "too many games to show: ")
+    + s.skipped + " of " + s.games + " skipped" + seconds;
+  el.hidden = false;
 }
 
 function status(message, cls) {
@@ -106,12 +108,11 @@ function listen() {
   const source = new EventSource("/events");
   source.onopen = () => { status("live", "live"); refresh(); };
   source.onerror = () => status("reconnecting…", "down");
-  for (const kind of ["started", "swing"]) {
+  for (const kind of ["started", "swing", "finished", "aborted"]) {
     source.addEventListener(kind, (ev) => feed(kind, ev.data));
   }
-  for (const kind of ["finished", "aborted"]) {
-    source.addEventListener(kind, (ev) => { feed(kind, ev.data); refresh(); settled(); });
-  }
+  source.addEventListener("scores", (ev) => scores(ev.data));
+  source.addEventListener("sampling", (ev) => sampling(ev.data));
 }
 
 document.addEventListener("DOMContentLoaded", () => {

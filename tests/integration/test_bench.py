@@ -10,7 +10,7 @@ from tests.processes import GO
 
 async def test_the_bench_prints_figures_and_ratios_to_the_baselines_and_the_go_original() -> None:
     out = io.StringIO()
-    options = BenchOptions(seconds=0.4, concurrency=(1, 4), warmup=0.1, rounds=2)
+    options = BenchOptions(seconds=0.4, concurrency=(1, 4), warmup=0.1, rounds=2, viewers=(0, 20))
     ratios = await run_bench(options, out)
     text = out.getvalue()
     names = [
@@ -55,6 +55,15 @@ async def test_the_bench_prints_figures_and_ratios_to_the_baselines_and_the_go_o
     assert len(proxy_cpu) == 1, text  # its CPU at the top, RSS, and CPU a game at 1 client
     assert float(proxy_cpu[0].split("at 1:")[1].split()[0]) > 0, text
     assert "in raw nats-py round trips on plain asyncio (issue's machine: 3.7)" in text
+    crowd = text.split("viewers: games via :3000 at 64 concurrent with /events clients open")[1]
+    table = [line.split() for line in crowd.splitlines()[3:5]]
+    assert [row[0] for row in table] == ["0", "20"], crowd  # games/s with each crowd open
+    assert all(row[4] == "0" for row in table), crowd  # no errors
+    assert float(table[1][6]) > 0, crowd  # the proxy's CPU a game
+    assert float(table[1][7]) > 0, crowd  # the viewers got events
+    assert "games/s with 20 viewers / with none [>= 0.8]" in crowd
+    assert ratios["viewers_20_vs_none"] > 0
+    assert 0 < ratios["proxy_rss_mb_20_viewers"] < 500
     assert "in raw nats-py round trips on uvloop" in text
     side_by_side = {
         "proxy_vs_original",

@@ -38,6 +38,11 @@ def test_the_event_log_size_takes_units() -> None:
     assert Settings.from_env({"STREAM_MAX_BYTES": "1GB"}).stream_max_bytes == 10**9
 
 
+def test_the_viewers_cap_and_the_feed_rate_come_from_the_environment() -> None:
+    s = Settings.from_env({"MAX_VIEWERS": "50", "FEED_RATE": "12.5"})
+    assert (s.max_viewers, s.feed_rate) == (50, 12.5)
+
+
 def test_a_flag_overrides_the_environment() -> None:
     assert Settings.from_env({"HIT_CHANCE": "40"}, hit_chance="60").hit_chance == 60
 
@@ -65,6 +70,10 @@ def test_a_secret_is_read_from_its_file(tmp_path: Path) -> None:
         ({"STREAM_MAX_AGE": "10s"}, "STREAM_MAX_AGE: Input should be greater than or equal to 60"),
         ({"STREAM_MAX_AGE": "999999d"}, "STREAM_MAX_AGE: Input should be less than or equal"),
         ({"STREAM_MAX_BYTES": "100EiB"}, "STREAM_MAX_BYTES: Input should be less than or equal"),
+        ({"MAX_VIEWERS": "0"}, "MAX_VIEWERS: Input should be greater than or equal to 1"),
+        ({"MAX_VIEWERS": "many"}, "MAX_VIEWERS: Input should be a valid integer"),
+        ({"FEED_RATE": "0.5"}, "FEED_RATE: Input should be greater than or equal to 1"),
+        ({"FEED_RATE": "fast"}, "FEED_RATE: Input should be a valid number"),
         (
             {"STREAM_MAX_AGE": "2m", "STORE_TIMEOUT": "300"},
             "STREAM_MAX_AGE: Value error, must be at least STORE_TIMEOUT + 10 s (310 s)",
