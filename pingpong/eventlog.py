@@ -269,9 +269,9 @@ class Puller:
     """Pull requests on a durable consumer of ``RALLY``, answered to a mailbox of the inbox.
 
     What nats-py's ``fetch`` does, but its ``fetch`` waits for each message of a batch
-    with a task of its own (``wait_for`` and a ``uuid4`` each): 16 µs of CPU a message
-    against 4 µs here (docs/BENCHMARKS.md). A fetch first asks for what is there now
-    (``no_wait``); only if nothing is, a second request waits for events.
+    with a task of its own (``wait_for`` and a ``uuid4`` each): about four times the CPU
+    a message (``python -m bench.micro``, docs/BENCHMARKS.md). A fetch first asks for what
+    is there now (``no_wait``); only if nothing is, a second request waits for events.
     """
 
     LINGER_MARGIN: Final = 0.1

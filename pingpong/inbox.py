@@ -1,8 +1,8 @@
 """Replies to this process's requests: the one request/reply inbox of every service.
 
 nats-py's ``request()`` makes a NUID and a random suffix for every request and waits
-with ``asyncio.wait_for``; measured with 64 requests in flight, that is 19 µs of CPU a
-round trip against 13 µs here (docs/BENCHMARKS.md). Here a reply subject is
+with ``asyncio.wait_for``: with 64 requests in flight it takes about a third more CPU a
+round trip than this (``python -m bench.micro``, docs/BENCHMARKS.md). Here a reply subject is
 ``<prefix>.<n>`` (:data:`REPLY_SHAPE`; ``prefix`` is ``_INBOX.<nuid>`` once a process),
 and one wildcard subscription, ``<prefix>.>``, hands each message to whoever waits on its
 reply subject:

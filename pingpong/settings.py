@@ -36,8 +36,9 @@ from pingpong.messages import (
     MAX_SWING_BATCH,
 )
 
-DEFAULT_STREAM_MAX_BYTES: Final = 512 * 1024 * 1024
-"""Bytes the event log may hold before its oldest events go."""
+DEFAULT_STREAM_MAX_BYTES: Final = 256 * 1024 * 1024
+"""Bytes each of the event log's two streams may hold before its oldest events go (512 MiB
+in all, inside nats/nats.conf's 1 GB ``max_file_store``)."""
 
 DEFAULT_STREAM_MAX_AGE: Final = 7 * 24 * 3600.0
 """Seconds an event stays in the event log."""
@@ -147,14 +148,17 @@ class Settings(BaseModel):
         default=512, ge=1, le=100_000, description="Games in flight per manager."
     )
     stream_replicas: int = Field(
-        default=1, ge=1, le=5, description="Replicas of the RALLY stream (3 on a NATS cluster)."
+        default=1,
+        ge=1,
+        le=5,
+        description="Replicas of the event log's streams and the scores (3 on a NATS cluster).",
     )
     stream_max_bytes: ByteSize = Field(
         default=ByteSize(DEFAULT_STREAM_MAX_BYTES),
         ge=1024 * 1024,
         le=1 << 50,
-        description="Bytes the RALLY event log keeps before its oldest events go "
-        "(512MiB, 1GB, or bytes).",
+        description="Bytes each stream of the event log (RALLY, STROKES) keeps before its "
+        "oldest events go (256MiB, 1GB, or bytes).",
     )
     stream_max_age: float = Field(
         default=DEFAULT_STREAM_MAX_AGE,
