@@ -96,9 +96,10 @@ class Limits:
     the game is given up: enough to outlast nats-server noticing that a lost node's
     players are gone from their queue group (each request may reach one of them)."""
 
-    empty_retries: int = 3
+    empty_retries: int = 12
     """More requests of a swing that failed at once (no player serves the side, or the
-    answer was broken), before the game is given up."""
+    answer was broken), before the game is given up: with the backoff, about 4 s, long
+    enough for a player whose NATS server went away to reconnect to another."""
 
     backoff: float = 0.02
     """Seconds before asking again after a request failed at once; doubled each time."""

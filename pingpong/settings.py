@@ -118,7 +118,7 @@ class Settings(BaseModel):
         le=100,
         description="More requests of a swing a player took and did not answer within "
         "SWING_TIMEOUT (each earlier request's answer still counts), before the game is "
-        "aborted; a side no player serves is given up after 3.",
+        "aborted; a side no player serves is given up after about 4 s.",
     )
     swings_ahead: int = Field(
         default=DEFAULT_SWINGS_AHEAD,

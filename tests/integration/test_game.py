@@ -177,7 +177,11 @@ async def test_the_events_of_a_game_arrive_in_order_and_match_its_transcript(
     assert events[-1].game == game
 
 
-async def test_with_no_players_the_proxy_answers_503_within_a_second(services: Services) -> None:
+async def test_with_no_players_the_proxy_answers_503_once_a_reconnect_would_have_come(
+    services: Services,
+) -> None:
+    """A player reconnecting to another server of a cluster is away for 2 to 3 s: a side no
+    player serves is asked for about 4 s before the game is given up."""
     await services.manager()
     url = await services.proxy()
     async with aiohttp.ClientSession() as http:
@@ -188,7 +192,7 @@ async def test_with_no_players_the_proxy_answers_503_within_a_second(services: S
     assert r.status == 503
     assert body.startswith("no ping player answered stroke 1")
     assert body.count("\n") == 1
-    assert elapsed < 1.0
+    assert 3.0 < elapsed < 6.0
 
 
 async def test_with_no_manager_the_proxy_answers_503_at_once(services: Services) -> None:

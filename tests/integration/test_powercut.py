@@ -99,7 +99,7 @@ async def test_a_power_cut_of_the_nats_server_loses_no_answered_game(
 ) -> None:
     stack = ProcessStack(durable_nats.url, tmp_path / "stack.log")
     try:
-        await stack.game()
+        await stack.game(LOG_LEVEL=os.environ.get("POWERCUT_LOG_LEVEL", "INFO"))
         answered: set[str] = set()
         async with aiohttp.ClientSession() as http:
             for n, cut_after in enumerate(CUTS, 1):
@@ -120,14 +120,18 @@ async def test_a_power_cut_of_the_nats_server_loses_no_answered_game(
 
                 await wait_for(playing, timeout=30, interval=0.2)  # no service restarted
                 carried_on = time.monotonic() - t0
-                log = await results_in_log(durable_nats.url)
-                lost = answered - set(log)
+                log: dict[str, int] = {}
 
-                async def counted(results: int = sum(log.values())) -> bool:
+                async def counted(
+                    log: dict[str, int] = log,
+                ) -> bool:  # stores retried after the cut
+                    log.clear()
+                    log.update(await results_in_log(durable_nats.url))
                     s = await scores(http, stack.url)
-                    return s.games + s.aborted == results
+                    return s.games + s.aborted == sum(log.values())
 
-                await wait_for(counted, timeout=30, interval=0.25)
+                await wait_for(counted, timeout=30, interval=0.5)
+                lost = answered - set(log)
                 s = await scores(http, stack.url)
                 print(
                     f"\n[power cut {n}] after {cut_after:g}s of load: "

@@ -129,6 +129,30 @@ def _remove(stack: str) -> None:
             sh("docker", "volume", "rm", "-f", *volumes, env=on(node), check=False)
 
 
+def settle(stack: str) -> None:
+    """Wait until the swarm is at rest after the last scenario: every task Running (a node
+    that came back gets a new proxy task, whose port refuses for a few seconds) and every
+    node's :3000 playing five times in a row."""
+
+    def at_rest() -> bool:
+        out = sh(
+            "docker", "stack", "ps", stack, "--filter", "desired-state=running",
+            "--format", "{{.CurrentState}}", env=on("pi1"), check=False,
+        )  # fmt: skip
+        states = out.split("\n")
+        return bool(out.strip()) and all(s.startswith("Running") for s in states if s)
+
+    wait_until(f"every task of {stack} running", at_rest, timeout=180, interval=2)
+    streak = [0]
+
+    def playing() -> bool:
+        ok = all(http_get("/", base=base(n))[0] == 200 for n in NODES)
+        streak[0] = streak[0] + 1 if ok else 0
+        return streak[0] >= 5
+
+    wait_until("every node's :3000 playing", playing, timeout=90, interval=1)
+
+
 @contextlib.contextmanager
 def link_down(node: str) -> Iterator[None]:
     """``node`` cut off from the others (its veth down), then back."""
@@ -201,6 +225,7 @@ def test_the_stack_spreads_over_three_nodes_and_every_nodes_port_plays(
 
 
 def test_a_node_cut_off_and_back_costs_no_game(nodes_stack: Spread) -> None:
+    settle(nodes_stack.stack)
     nats = nodes_stack.nodes_of("nats")
     victim = nodes_stack.busiest_but(*nats)
     players = [n for n in NODES if n != victim]
@@ -230,6 +255,7 @@ def test_a_node_cut_off_and_back_costs_no_game(nodes_stack: Spread) -> None:
 
 
 def test_a_node_drained_and_made_active_again_costs_no_game(nodes_stack: Spread) -> None:
+    settle(nodes_stack.stack)
     now = spread(nodes_stack.stack)  # tasks moved when a node was cut off
     victim = now.busiest_but(*now.nodes_of("nats"), "pi1")
     players = [n for n in NODES if n != victim]
@@ -269,6 +295,7 @@ def nodes_cluster(swarm_nodes: None, image: str, nodes_stack: Spread) -> Iterato
 
 def test_the_nats_cluster_losing_a_node_costs_no_game(nodes_cluster: Spread) -> None:
     assert nodes_cluster.nodes_of("nats") == set(NODES), nodes_cluster.tasks  # one a node
+    settle(nodes_cluster.stack)
     victim = nodes_cluster.busiest_but("pi1")  # pi1 is the swarm's only manager
     players = [n for n in NODES if n != victim]
     before = settled_games(base(players[0]))
