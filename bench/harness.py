@@ -176,6 +176,32 @@ class Bench:
         await asyncio.wait_for(child.ready.wait(), timeout)
         return child
 
+    async def nats(self, name: str, sync_interval: str = "always") -> tuple[str, int]:
+        """A nats-server as ``pingpong up`` runs it, its store in a directory of its own:
+        its URL and its pid."""
+        store = os.path.join(self.store.name, name)
+        os.makedirs(store, exist_ok=True)
+        port = free_port()
+        child = nats_child(find_nats_server(), port, store, name, sync_interval=sync_interval)
+        await self.start(child)
+        return f"nats://127.0.0.1:{port}", _pid(child)
+
+    async def game(
+        self, options: BenchOptions, nats_url: str, host: str
+    ) -> tuple[int, dict[str, int]]:
+        """Every service of a game on ``nats_url``, as ``pingpong up`` runs them: the
+        proxy's port and each service's pid."""
+        port = free_port()
+        services = cast(
+            UpOptions(port=port, players=options.players, managers=options.managers),
+            nats_url,
+            host,
+        )
+        for child in services.start_order:
+            child.ready_line = "listening on" if child is services.proxy else " serving "
+            await self.start(child)
+        return port, {c.name: _pid(c) for c in services.start_order}
+
     async def close(self) -> None:
         await self.sup.stop_all([list(reversed(self.children))])
         self.log.close()
@@ -210,9 +236,7 @@ async def run_bench(options: BenchOptions, out: TextIO = sys.stdout) -> dict[str
             await bench.start(Child("raw-asyncio", [*py, "nats-asyncio", raw_url], env, "ready"))
 
         # the game's nats-server, as pingpong up runs it
-        nats_port = free_port()
-        nats = await bench.start(nats_child(server, nats_port, bench.store.name, "bench"))
-        url = f"nats://127.0.0.1:{nats_port}"
+        url, nats_pid = await bench.nats("bench")
         nc = Client()
         await nc.connect(url)
         request = encode(GameRequest())
@@ -226,7 +250,7 @@ async def run_bench(options: BenchOptions, out: TextIO = sys.stdout) -> dict[str
         # context: a floor manager, the design's messages of a game and nothing else
         top = max(options.concurrency)
         floor = await bench.start(Child("floor", [*py, "floor", url], env, ready_line="ready"))
-        floor_pids = {"floor": _pid(floor), "nats-server": _pid(nats)}
+        floor_pids = {"floor": _pid(floor), "nats-server": nats_pid}
         floor_sample = Sample(FLOOR, top)
         for _ in range(options.rounds):
             floor_sample.add(await measure(FLOOR, via_nats, top, options, floor_pids))
@@ -254,32 +278,14 @@ async def run_bench(options: BenchOptions, out: TextIO = sys.stdout) -> dict[str
             go_pids = {c.name: _pid(c) for c in go_children}
 
         # the real thing
-        port = free_port()
-        services = cast(
-            UpOptions(port=port, players=options.players, managers=options.managers), url, "bench"
-        )
-        for child in services.start_order:
-            child.ready_line = "listening on" if child is services.proxy else " serving "
-            await bench.start(child)
-        pids = {"nats-server": _pid(nats), **{c.name: _pid(c) for c in services.start_order}}
+        port, service_pids = await bench.game(options, url, "bench")
+        pids = {"nats-server": nats_pid, **service_pids}
 
         # the same game with lazy syncs (NATS_SYNC_INTERVAL=120s, nats-server's default):
         # what storing every result on disk before its ack costs, in the same rounds
-        lazy_store = os.path.join(bench.store.name, "lazy")
-        os.makedirs(lazy_store)
-        lazy_nats_port, lazy_port = free_port(), free_port()
-        lazy_nats = await bench.start(
-            nats_child(server, lazy_nats_port, lazy_store, "lazy", sync_interval=LAZY_SYNC)
-        )
-        lazy = cast(
-            UpOptions(port=lazy_port, players=options.players, managers=options.managers),
-            f"nats://127.0.0.1:{lazy_nats_port}",
-            "lazy",
-        )
-        for child in lazy.start_order:
-            child.ready_line = "listening on" if child is lazy.proxy else " serving "
-            await bench.start(child)
-        lazy_pids = {"nats-server": _pid(lazy_nats), **{c.name: _pid(c) for c in lazy.start_order}}
+        lazy_url, lazy_nats_pid = await bench.nats("lazy", LAZY_SYNC)
+        lazy_port, lazy_service_pids = await bench.game(options, lazy_url, "lazy")
+        lazy_pids = {"nats-server": lazy_nats_pid, **lazy_service_pids}
 
         connector = aiohttp.TCPConnector(limit=0)
         async with aiohttp.ClientSession(connector=connector) as http:

@@ -32,9 +32,8 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from bench.harness import Bench, BenchOptions, Op, Sample, _pid, _wait_game, measure, say
-from bench.process import free_port, rss_mb
-from pingpong.local import UpOptions, cast, find_nats_server, nats_child
+from bench.harness import Bench, BenchOptions, Op, Sample, _wait_game, measure, say
+from bench.process import rss_mb
 from pingpong.runner import tune_gc
 
 VIEWERS: Final = (0, 100, 1000)
@@ -284,20 +283,9 @@ async def _alone(options: BenchOptions, out: TextIO) -> dict[str, float]:
     """The scenario on a stack of its own (nats-server and every service, as ``up``)."""
     bench = Bench(out)
     try:
-        nats_port = free_port()
-        nats = await bench.start(
-            nats_child(find_nats_server(), nats_port, bench.store.name, "viewers")
-        )
-        port = free_port()
-        services = cast(
-            UpOptions(port=port, players=options.players, managers=options.managers),
-            f"nats://127.0.0.1:{nats_port}",
-            "bench",
-        )
-        for child in services.start_order:
-            child.ready_line = "listening on" if child is services.proxy else " serving "
-            await bench.start(child)
-        pids = {"nats-server": _pid(nats), **{c.name: _pid(c) for c in services.start_order}}
+        url, nats_pid = await bench.nats("viewers")
+        port, service_pids = await bench.game(options, url, "bench")
+        pids = {"nats-server": nats_pid, **service_pids}
         base = f"http://127.0.0.1:{port}"
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
             await _wait_game(http, base + "/")

@@ -49,30 +49,43 @@ __all__ = [
 
 def stream_config(settings: Settings) -> StreamConfig:
     """``RALLY``, the results, as ``settings`` ask for it."""
-    return StreamConfig(
-        name=subjects.STREAM,
-        description="pingpong event log: the result of every game, synced before each ack",
-        subjects=list(subjects.RESULTS),
-        storage=StorageType.FILE,
-        max_age=settings.stream_max_age,
-        max_bytes=settings.stream_max_bytes,
+    return _log_stream(
+        settings,
+        subjects.STREAM,
+        "pingpong event log: the result of every game, synced before each ack",
+        subjects.RESULTS,
         duplicate_window=settings.duplicate_window,
-        num_replicas=settings.stream_replicas,
     )
 
 
 def strokes_config(settings: Settings) -> StreamConfig:
     """``STROKES``, the play, as ``settings`` ask for it (written to disk in the background
     where the server has ``persist_mode``, 2.12 on; synced like the results before)."""
+    return _log_stream(
+        settings,
+        subjects.STROKES_STREAM,
+        "pingpong event log: every started and swing event, kept in the background",
+        subjects.RALLY_PLAY,
+        persist_mode=PersistMode.ASYNC if settings.stream_replicas == 1 else None,
+    )
+
+
+def _log_stream(
+    settings: Settings,
+    name: str,
+    description: str,
+    over: Sequence[str],
+    **config: object,
+) -> StreamConfig:
     return StreamConfig(
-        name=subjects.STROKES_STREAM,
-        description="pingpong event log: every started and swing event, kept in the background",
-        subjects=list(subjects.RALLY_PLAY),
+        name=name,
+        description=description,
+        subjects=list(over),
         storage=StorageType.FILE,
         max_age=settings.stream_max_age,
         max_bytes=settings.stream_max_bytes,
         num_replicas=settings.stream_replicas,
-        persist_mode=PersistMode.ASYNC if settings.stream_replicas == 1 else None,
+        **config,  # type: ignore[arg-type]
     )
 
 

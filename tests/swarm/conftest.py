@@ -201,7 +201,7 @@ def cluster_stack(image: str) -> Iterator[Deployed]:
         "ppcluster",
         image,
         ["stack.yml", "nats/cluster.yml"],
-        env={"NATS_PLACEMENT": "node.platform.os == linux"},
+        env={"NATS_PLACEMENT": "node.platform.os == linux", "NATS_PER_NODE": "3"},  # one node
     ) as d:
         yield d
 
@@ -264,13 +264,16 @@ def scores(base: str = BASE) -> Scores:
     return Scores.model_validate_json(body)
 
 
-def settled_games(base: str = BASE) -> int:
-    """The scoreboard's count once it has stopped moving."""
-    last = -1
-    for _ in range(60):
+def settled_games(base: str = BASE, quiet: float = 5.0) -> int:
+    """The scoreboard's count once it has not moved for ``quiet`` seconds (one storing into
+    a stream whose leader is being elected stalls for a few)."""
+    last, since = -1, time.monotonic()
+    deadline = since + 120
+    while time.monotonic() < deadline:
         now = scores(base).games
-        if now == last:
+        if now != last:
+            last, since = now, time.monotonic()
+        elif time.monotonic() - since >= quiet:
             return now
-        last = now
-        time.sleep(1)
+        time.sleep(0.5)
     pytest.fail("the scores kept moving")

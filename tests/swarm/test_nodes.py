@@ -17,7 +17,16 @@ from dataclasses import dataclass
 
 import pytest
 
-from tests.swarm.conftest import ROOT, TOOLS, Load, http_get, settled_games, sh, wait_until
+from tests.swarm.conftest import (
+    ROOT,
+    TOOLS,
+    Load,
+    http_get,
+    scores,
+    settled_games,
+    sh,
+    wait_until,
+)
 
 pytestmark = [pytest.mark.swarm, pytest.mark.timeout(1800)]
 
@@ -177,6 +186,16 @@ def report(name: str, load: Load, seconds: float, **figures: object) -> None:
 def assert_no_game_lost(load: Load, before: int, scores_base: str) -> None:
     assert load.ok > 100, "the load hardly ran"
     assert load.failed == [], f"{len(load.failed)} failed games, first: {load.failed[:5]}"
+    counted = [0]
+
+    def all_counted() -> bool:
+        counted[0] = scores(scores_base).games - before
+        return counted[0] >= load.ok
+
+    try:
+        wait_until("the scores to count every game answered", all_counted, 120, 1)
+    finally:
+        print(f"scores: {counted[0]} games counted for {load.ok} answered (then settling)")
     after = settled_games(scores_base)
     print(f"scores: {after - before} games counted for {load.ok} answered")
     assert after - before == load.ok
@@ -224,10 +243,19 @@ def test_the_stack_spreads_over_three_nodes_and_every_nodes_port_plays(
     assert len(players) >= 2, nodes_stack.tasks
 
 
-def test_a_node_cut_off_and_back_costs_no_game(nodes_stack: Spread) -> None:
-    settle(nodes_stack.stack)
-    nats = nodes_stack.nodes_of("nats")
-    victim = nodes_stack.busiest_but(*nats)
+@dataclass
+class Cut:
+    """Games from two nodes' proxies while the third was cut off and back."""
+
+    load: Load
+    before: int
+    """The scores' games before."""
+    seconds: float
+    memory: dict[str, tuple[float, float]]
+    """Each service's most MiB used while the node was cut off, and its limit."""
+
+
+def games_while_cut_off(stack: str, victim: str) -> Cut:
     players = [n for n in NODES if n != victim]
     before = settled_games(base(players[0]))
     t0 = time.monotonic()
@@ -235,22 +263,29 @@ def test_a_node_cut_off_and_back_costs_no_game(nodes_stack: Spread) -> None:
         time.sleep(5)
         with link_down(victim):
             time.sleep(CUT_FOR)
-            memory = memory_under_load(nodes_stack.stack)
+            memory = memory_under_load(stack)
         ok_then = load.ok
         wait_until("games after the node is back", lambda: load.ok > ok_then + 50, 60, 0.2)
         time.sleep(5)
+    return Cut(load, before, time.monotonic() - t0, memory)
+
+
+def test_a_node_cut_off_and_back_costs_no_game(nodes_stack: Spread) -> None:
+    settle(nodes_stack.stack)
+    victim = nodes_stack.busiest_but(*nodes_stack.nodes_of("nats"))
+    cut = games_while_cut_off(nodes_stack.stack, victim)
     report(
         "node cut off",
-        load,
-        time.monotonic() - t0,
+        cut.load,
+        cut.seconds,
         victim=victim,
         its_tasks=",".join(nodes_stack.tasks[victim]),
         cut_s=CUT_FOR,
     )
-    for service, (used, limit) in sorted(memory.items()):
+    for service, (used, limit) in sorted(cut.memory.items()):
         print(f"  memory under load: {service:<11} {used:6.1f} MiB of {limit:.0f} MiB")
-    assert_no_game_lost(load, before, base(players[0]))
-    for service, (used, limit) in memory.items():
+    assert_no_game_lost(cut.load, cut.before, base(next(n for n in NODES if n != victim)))
+    for service, (used, limit) in cut.memory.items():
         assert used < limit, f"{service} uses {used:.0f} of its {limit:.0f} MiB"
 
 
@@ -297,22 +332,13 @@ def test_the_nats_cluster_losing_a_node_costs_no_game(nodes_cluster: Spread) -> 
     assert nodes_cluster.nodes_of("nats") == set(NODES), nodes_cluster.tasks  # one a node
     settle(nodes_cluster.stack)
     victim = nodes_cluster.busiest_but("pi1")  # pi1 is the swarm's only manager
-    players = [n for n in NODES if n != victim]
-    before = settled_games(base(players[0]))
-    t0 = time.monotonic()
-    with Load(threads=3, max_seconds=180, bases=tuple(base(n) for n in players)) as load:
-        time.sleep(5)
-        with link_down(victim):
-            time.sleep(CUT_FOR)
-        ok_then = load.ok
-        wait_until("games after the node is back", lambda: load.ok > ok_then + 50, 60, 0.2)
-        time.sleep(5)
+    cut = games_while_cut_off(nodes_cluster.stack, victim)
     report(
         "NATS cluster losing a node",
-        load,
-        time.monotonic() - t0,
+        cut.load,
+        cut.seconds,
         victim=victim,
         its_tasks=",".join(nodes_cluster.tasks[victim]),
         cut_s=CUT_FOR,
     )
-    assert_no_game_lost(load, before, base(players[0]))
+    assert_no_game_lost(cut.load, cut.before, base(next(n for n in NODES if n != victim)))
