@@ -124,12 +124,11 @@ class Cast:
         return [[self.proxy], self.managers, [*self.players, self.scoreboard]]
 
 
-LAZY_GOMAXPROCS: Final = "1"
-"""``GOMAXPROCS`` of the embedded nats-server with lazy syncs, unless the environment sets
-one: it shares the machine with every service, and with one thread its goroutines hand
-messages on without waking a thread on another core for each (6 % more games a second on
-two cores). Not with ``sync_interval: always``: there a thread waits in each fsync, and
-with one thread every message would wait with it (docs/BENCHMARKS.md)."""
+EMBEDDED_GOMAXPROCS: Final = "1"
+"""``GOMAXPROCS`` of the embedded nats-server unless the environment sets one: it shares
+the machine with every service, and with one thread its goroutines hand messages on
+without waking a thread on another core for each (6 % more games a second on two cores
+with lazy syncs; as many or a few more with syncs before each ack, docs/BENCHMARKS.md)."""
 
 
 def server_config(directory: Path, sync_interval: str, includes: tuple[str, ...] = ()) -> Path:
@@ -155,14 +154,13 @@ def nats_child(
     """A nats-server with JetStream on 127.0.0.1:``port``, its store in ``store``.
 
     ``embedded``: as ``pingpong up`` runs it, with :func:`server_config` (``sync_interval``,
-    ``includes``) and :data:`LAZY_GOMAXPROCS`; else as nats-server runs out of the box.
+    ``includes``) and :data:`EMBEDDED_GOMAXPROCS`; else as nats-server runs out of the box.
     """
     args = [server, "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", store, "-n", name]
     env = dict(os.environ)
     if embedded:
         args += ["-c", str(server_config(Path(store), sync_interval, includes))]
-        if sync_interval != "always":
-            env.setdefault("GOMAXPROCS", LAZY_GOMAXPROCS)
+        env.setdefault("GOMAXPROCS", EMBEDDED_GOMAXPROCS)
     return Child("nats", args, env, ready_line="Server is ready")
 
 
