@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import signal
 import sys
 import time
@@ -25,6 +26,17 @@ RESTART_WINDOW: Final = 60.0
 
 STOP_TIMEOUT: Final = 15.0
 """Seconds a child gets to stop after SIGTERM before it is killed."""
+
+
+PR_SET_PDEATHSIG: Final = 1
+"""Linux's prctl option: the signal a process gets when its parent dies."""
+
+
+def _die_with_parent() -> None:
+    """In a child, before it runs: on Linux, SIGTERM it when ``up`` dies, even by
+    ``kill -9`` (its own session would otherwise keep it running, orphaned)."""
+    if sys.platform == "linux":
+        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 @dataclass
@@ -71,6 +83,7 @@ class Supervisor:
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
             start_new_session=True,  # Ctrl-C reaches us only; we stop children in order
+            preexec_fn=_die_with_parent,
         )
         self.say("up", f"started {child.name} (pid {child.proc.pid})")
         if child.ready_line is None:

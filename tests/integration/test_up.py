@@ -113,7 +113,7 @@ async def test_up_starts_everything_plays_and_stops_cleanly_on_sigterm() -> None
         assert not [p for p in pids if alive(p)]
     finally:
         if proc.returncode is None:
-            proc.kill()
+            proc.kill()  # its children die with it (PR_SET_PDEATHSIG)
             await proc.wait()
 
 
@@ -148,3 +148,24 @@ async def test_up_with_no_anonymous_refuses_a_connection_without_credentials() -
     finally:
         proc.send_signal(signal.SIGTERM)
         await asyncio.wait_for(proc.wait(), 30)
+
+
+async def test_the_services_of_up_stop_when_up_is_killed() -> None:
+    port = free_port()
+    proc = await start_up(port)
+    assert proc.stdout is not None
+    output: list[str] = []
+    try:
+        async with asyncio.timeout(30):
+            async for raw in proc.stdout:
+                output.append(raw.decode())
+                if "ready: curl" in output[-1]:
+                    break
+        pids = [int(p) for line in output for p in re.findall(r"started \S+ \(pid (\d+)\)", line)]
+        assert len(pids) == 9
+    finally:
+        proc.kill()  # no chance to stop its children in order
+        await proc.wait()
+    async with asyncio.timeout(20):
+        while [p for p in pids if alive(p)]:
+            await asyncio.sleep(0.2)
