@@ -10,6 +10,16 @@ from dataclasses import dataclass, field
 import aiohttp
 
 
+async def play(http: aiohttp.ClientSession, url: str, n: int) -> list[str]:
+    """Plays ``n`` games one after another; their ids, each answered 200."""
+    ids = []
+    for _ in range(n):
+        async with http.get(url + "/") as r:
+            assert r.status == 200, await r.text()
+            ids.append(r.headers["X-Game-Id"])
+    return ids
+
+
 @dataclass
 class Load:
     """Plays games until ``games`` are done, ``seconds`` have passed or it is stopped."""

@@ -36,6 +36,7 @@ from proxy.app import create_app
 from proxy.feed import STUCK_FOR
 from proxy.keys import LIVE, NATS
 from tests.conftest import Services, wait_for
+from tests.load import play
 from tests.natsserver import NatsServer, free_port
 
 
@@ -94,15 +95,6 @@ async def metric(http: aiohttp.ClientSession, url: str, name: str) -> float:
             if line.startswith(name + " "):
                 return float(line.split()[1])
     raise AssertionError(f"no {name} in /metrics")
-
-
-async def play(http: aiohttp.ClientSession, url: str, n: int) -> list[str]:
-    ids = []
-    for _ in range(n):
-        async with http.get(url + "/") as r:
-            assert r.status == 200, await r.text()
-            ids.append(r.headers["X-Game-Id"])
-    return ids
 
 
 def rallies(events: list[tuple[str, bytes]]) -> dict[str, list[str]]:

@@ -25,6 +25,7 @@ from pingpong.settings import Settings
 from scoreboard.board import Scoreboard, open_bucket
 from scoreboard.reader import Reader
 from tests.conftest import Services, wait_for
+from tests.load import play
 from tests.natsserver import NatsServer
 
 
@@ -32,15 +33,6 @@ async def scores(http: aiohttp.ClientSession, url: str) -> Scores:
     async with http.get(url + "/scores.json") as r:
         assert r.status == 200, await r.text()
         return Scores.model_validate_json(await r.read())
-
-
-async def play(http: aiohttp.ClientSession, url: str, n: int) -> list[str]:
-    ids = []
-    for _ in range(n):
-        async with http.get(url + "/") as r:
-            assert r.status == 200, await r.text()
-            ids.append(r.headers["X-Game-Id"])
-    return ids
 
 
 async def settle(http: aiohttp.ClientSession, url: str, games: int) -> Scores:
