@@ -28,7 +28,7 @@ up: install                  ## the whole game locally: then curl localhost:3000
 	$(VENV)/bin/pingpong up
 
 test: install go             ## unit + integration tests (a few minutes)
-	$(PY) -m pytest -m "not slow and not swarm and not browser"
+	$(PY) -m pytest -m "not slow and not swarm and not browser and not arm"
 
 test-slow: install           ## long fault, power-cut and soak scenarios (prints their figures)
 	$(PY) -m pytest -m slow -s
