@@ -14,7 +14,7 @@ from nats.js.api import PersistMode
 
 from pingpong import bus, eventlog, subjects
 from pingpong.messages import RallyFinished, Scores, decode_event
-from pingpong.settings import DUPLICATE_SPARE, Settings
+from pingpong.settings import DEFAULT_STREAM_MAX_BYTES, DUPLICATE_SPARE, Settings
 from tests.conftest import Services, wait_for
 from tests.natsserver import NatsServer, stream_takes_no_rally_events
 
@@ -84,7 +84,7 @@ async def test_only_the_writer_changes_the_limits_of_a_stream_that_is_there(nc: 
     assert (config.duplicate_window, config.max_bytes) == (70, 64 << 20)
     assert await eventlog.ensure_stream(js, reader) is None  # the writer with other settings
     config = (await js.stream_info(subjects.STREAM)).config
-    assert (config.duplicate_window, config.max_bytes) == (30, 512 << 20)
+    assert (config.duplicate_window, config.max_bytes) == (30, DEFAULT_STREAM_MAX_BYTES)
 
 
 async def test_a_reader_makes_the_log_when_it_is_not_there(nc: Client) -> None:
