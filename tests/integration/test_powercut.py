@@ -7,12 +7,15 @@ services run as child processes. Games are played through the proxy at 16 at onc
 ``kill -9`` of nats-server, ``powercut crash``, and a restart of nats-server alone. Every
 game answered 200 must be in the ``RALLY`` stream, the scoreboard's count must equal the
 results in the log (nothing lost, nothing counted twice), and the services must carry on
-without a restart of theirs. Three cuts at different points of the load.
+without a restart of theirs. Three cuts at different points of the load, on one server
+and on a 3-server cluster (the log replicated three times) whose servers all lose power
+at once, as on one power strip.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import subprocess
 import time
@@ -28,7 +31,7 @@ from pingpong.local import server_config
 from pingpong.messages import Scores
 from tests.conftest import wait_for
 from tests.load import Load
-from tests.natsserver import NatsServer
+from tests.natsserver import NatsServer, free_port
 from tests.processes import ProcessStack
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
@@ -47,22 +50,37 @@ def powercut(*args: str) -> str:
     return done.stdout
 
 
+def mounted(tmp_path: Path, name: str) -> contextlib.AbstractContextManager[Path]:
+    """A powercut mount under ``tmp_path`` (its backing directory beside it)."""
+
+    @contextlib.contextmanager
+    def mount() -> Iterator[Path]:
+        backing, point = tmp_path / f"{name}-backing", tmp_path / name
+        backing.mkdir()
+        point.mkdir()
+        powercut("mount", str(backing), str(point))
+        try:
+            yield point
+        finally:
+            subprocess.run([str(POWERCUT), "umount", str(point)], timeout=120, check=False)
+
+    return mount()
+
+
 @pytest.fixture
-def mount(tmp_path: Path) -> Iterator[Path]:
-    """A powercut mount (its backing directory beside it); unmounted at the end."""
+def powercut_ready() -> None:
     if not os.access(POWERCUT, os.X_OK) or os.geteuid() != 0:
         message = f"{POWERCUT} needs root and ../shared/tools beside the checkout"
         if os.environ.get("CI"):
             pytest.fail(message)  # never skip in CI
         pytest.skip(message)
-    backing, point = tmp_path / "backing", tmp_path / "store"
-    backing.mkdir()
-    point.mkdir()
-    powercut("mount", str(backing), str(point))
-    try:
+
+
+@pytest.fixture
+def mount(powercut_ready: None, tmp_path: Path) -> Iterator[Path]:
+    """A powercut mount; unmounted at the end."""
+    with mounted(tmp_path, "store") as point:
         yield point
-    finally:
-        subprocess.run([str(POWERCUT), "umount", str(point)], timeout=120, check=False)
 
 
 @pytest.fixture
@@ -77,11 +95,39 @@ async def durable_nats(mount: Path, tmp_path: Path) -> AsyncIterator[NatsServer]
     await server.close()
 
 
-async def results_in_log(url: str) -> dict[str, int]:
+@pytest.fixture
+async def durable_cluster(powercut_ready: None, tmp_path: Path) -> AsyncIterator[list[NatsServer]]:
+    """Three clustered nats-servers synced as the stack's are, each store on its own mount."""
+    ports = [free_port() for _ in range(3)]
+    routes = ",".join(f"nats://127.0.0.1:{p}" for p in ports)
+    with contextlib.ExitStack() as mounts:
+        servers = []
+        for n in range(3):
+            store = mounts.enter_context(mounted(tmp_path, f"s{n}"))
+            config_dir = tmp_path / f"s{n}-conf"
+            config_dir.mkdir()
+            config = server_config(config_dir, "always")
+            cluster = ["--cluster_name", "pingpong", "--cluster", f"nats://127.0.0.1:{ports[n]}"]
+            servers.append(
+                NatsServer(
+                    store=store,
+                    name=f"s{n}",
+                    extra_args=["-c", str(config), *cluster, "--routes", routes],
+                )
+            )
+        await asyncio.gather(*(s.start() for s in servers))
+        try:
+            yield servers
+        finally:
+            for s in servers:
+                await s.close()
+
+
+async def results_in_log(urls: list[str]) -> dict[str, int]:
     """The game ids whose result (finished or aborted) the ``RALLY`` stream holds, and how
     many results it holds in all."""
     nc = Client()
-    await nc.connect(url)
+    await nc.connect(urls)
     try:
         info = await nc.jetstream().stream_info(subjects.STREAM, subjects_filter="rally.>")
         return {s.split(".")[1]: n for s, n in (info.state.subjects or {}).items()}
@@ -94,58 +140,80 @@ async def scores(http: aiohttp.ClientSession, url: str) -> Scores:
         return Scores.model_validate_json(await r.read()) if r.status == 200 else Scores()
 
 
+async def play_through_power_cuts(
+    stack: ProcessStack, servers: list[NatsServer], mounts: list[Path], label: str
+) -> None:
+    """For each of :data:`CUTS`: games at 16 at once, then every server killed (``kill -9``)
+    and every mount crashed at once, as one power strip going off; then the servers
+    started again. Asserts that no game answered 200 is missing from the log, each result
+    is stored once and counted once, and the services played on without a restart."""
+    urls = [s.url for s in servers]
+    answered: set[str] = set()
+    async with aiohttp.ClientSession() as http:
+        for n, cut_after in enumerate(CUTS, 1):
+            load = Load(stack.url, concurrency=16, seconds=60)
+            running = asyncio.ensure_future(load.run())
+            await asyncio.sleep(cut_after)
+            await asyncio.gather(*(s.kill() for s in servers))
+            crashes = [powercut("crash", str(m)) for m in mounts]
+            load.stop.set()
+            await running
+            answered |= set(load.game_ids)
+            t0 = time.monotonic()
+            await asyncio.gather(*(s.start() for s in servers))
+
+            async def playing() -> bool:
+                async with http.get(stack.url + "/") as r:
+                    return r.status == 200
+
+            await wait_for(playing, timeout=60, interval=0.2)  # no service restarted
+            carried_on = time.monotonic() - t0
+            log: dict[str, int] = {}
+
+            async def counted(log: dict[str, int] = log) -> bool:  # stores retried after the cut
+                log.clear()
+                log.update(await results_in_log(urls))
+                s = await scores(http, stack.url)
+                return s.games + s.aborted == sum(log.values())
+
+            await wait_for(counted, timeout=60, interval=0.5)
+            lost = answered - set(log)
+            s = await scores(http, stack.url)
+            print(
+                f"\n[{label} power cut {n}] after {cut_after:g}s of load: "
+                f"{len(load.game_ids)} games answered 200 ({len(answered)} in all), "
+                f"{len(lost)} of them not in the log; the log holds {len(log)} results "
+                f"({sum(log.values())} stored), the scores count {s.games} + "
+                f"{s.aborted} aborted; playing again {carried_on:.1f}s after the restart; "
+                f"powercut: {crashes[0].strip()[:200]}",
+                flush=True,
+            )
+            assert lost == set(), f"{len(lost)} answered games lost: {sorted(lost)[:5]}"
+            assert all(count == 1 for count in log.values())  # each result stored once
+            assert s.games + s.aborted == len(log)  # counted once each
+    assert all(stack.alive().values())
+    assert all(not c.exits for c in stack.children.values()), "a service restarted"
+
+
 async def test_a_power_cut_of_the_nats_server_loses_no_answered_game(
     durable_nats: NatsServer, mount: Path, tmp_path: Path
 ) -> None:
     stack = ProcessStack(durable_nats.url, tmp_path / "stack.log")
     try:
         await stack.game(LOG_LEVEL=os.environ.get("POWERCUT_LOG_LEVEL", "INFO"))
-        answered: set[str] = set()
-        async with aiohttp.ClientSession() as http:
-            for n, cut_after in enumerate(CUTS, 1):
-                load = Load(stack.url, concurrency=16, seconds=60)
-                running = asyncio.ensure_future(load.run())
-                await asyncio.sleep(cut_after)
-                await durable_nats.kill()
-                crash = powercut("crash", str(mount))
-                load.stop.set()
-                await running
-                answered |= set(load.game_ids)
-                t0 = time.monotonic()
-                await durable_nats.start()
+        await play_through_power_cuts(stack, [durable_nats], [mount], "one server")
+    finally:
+        await stack.close()
 
-                async def playing() -> bool:
-                    async with http.get(stack.url + "/") as r:
-                        return r.status == 200
 
-                await wait_for(playing, timeout=30, interval=0.2)  # no service restarted
-                carried_on = time.monotonic() - t0
-                log: dict[str, int] = {}
-
-                async def counted(
-                    log: dict[str, int] = log,
-                ) -> bool:  # stores retried after the cut
-                    log.clear()
-                    log.update(await results_in_log(durable_nats.url))
-                    s = await scores(http, stack.url)
-                    return s.games + s.aborted == sum(log.values())
-
-                await wait_for(counted, timeout=30, interval=0.5)
-                lost = answered - set(log)
-                s = await scores(http, stack.url)
-                print(
-                    f"\n[power cut {n}] after {cut_after:g}s of load: "
-                    f"{len(load.game_ids)} games answered 200 ({len(answered)} in all), "
-                    f"{len(lost)} of them not in the log; the log holds {len(log)} results "
-                    f"({sum(log.values())} stored), the scores count {s.games} + "
-                    f"{s.aborted} aborted; playing again {carried_on:.1f}s after the restart; "
-                    f"powercut: {crash.strip()[:200]}",
-                    flush=True,
-                )
-                assert lost == set(), f"{len(lost)} answered games lost: {sorted(lost)[:5]}"
-                assert all(count == 1 for count in log.values())  # each result stored once
-                assert s.games + s.aborted == len(log)  # counted once each
-        assert all(stack.alive().values())
-        assert all(not c.exits for c in stack.children.values()), "a service restarted"
+async def test_a_power_cut_of_the_whole_3_server_cluster_loses_no_answered_game(
+    durable_cluster: list[NatsServer], tmp_path: Path
+) -> None:
+    stack = ProcessStack(",".join(s.url for s in durable_cluster), tmp_path / "stack.log")
+    try:
+        await stack.game(STREAM_REPLICAS="3")
+        await play_through_power_cuts(
+            stack, durable_cluster, [s.store for s in durable_cluster], "cluster"
+        )
     finally:
         await stack.close()
