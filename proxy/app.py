@@ -38,7 +38,7 @@ async def nats_connection(app: web.Application) -> AsyncIterator[None]:
     def connection_lost() -> None:
         games.connection_lost()
         if LIVE in app:
-            app[LIVE].connection_lost()
+            app[LIVE].lost()
 
     async def connect() -> None:
         await bus.connect(app[SETTINGS], app[INSTANCE], nc, on_disconnect=connection_lost)
@@ -65,7 +65,7 @@ async def live_feed(app: web.Application) -> AsyncIterator[None]:
 async def _end_streams(app: web.Application) -> None:
     app[SHUTTING_DOWN].set()
     if LIVE in app:
-        app[LIVE].end()
+        app[LIVE].audience.end()
 
 
 def create_app(settings: Settings, instance: str | None = None) -> web.Application:

@@ -2,8 +2,8 @@
 
 The proxy takes every rally event once (one subscription, ``proxy.live``) and hands it
 to one :class:`Feed`, which decides what the viewers of the whole feed (``GET /events``)
-see; each viewer has a :class:`Pace`, which decides whether it is sent a batch, skips
-it or is let go. Neither sends nor waits: they are driven by hand in
+see; each viewer has a :class:`~proxy.pace.Pace`, which decides whether it is sent a
+batch, skips it or is let go. Neither sends nor waits: they are driven by hand in
 ``tests/unit/test_feed.py`` with no event loop.
 
 **Sampling.** A game is taken or skipped at its ``started`` event: taken when the
@@ -33,17 +33,6 @@ results came in::
 
 A result is folded by the scoreboard a moment after its event, so a fetch that began
 less than :data:`SETTLE` seconds after the last result is followed by one more.
-
-**A viewer's pace** (:class:`Pace`)::
-
-    KEEPING ──backlog──► BEHIND ──backlog for STUCK_FOR──► DROPPED
-       ▲                    │
-       └──── no backlog ────┘
-
-A viewer of the whole feed with bytes still waiting in the proxy for it skips the batch
-(counted); one with bytes waiting for :data:`STUCK_FOR` seconds is let go. A viewer of
-one game (``complete``) must miss nothing: it is sent every event while less than
-:data:`GAME_BACKLOG` waits for it, and let go past that.
 """
 
 from __future__ import annotations
@@ -98,17 +87,6 @@ BATCH_BYTES: Final = 64 * 1024
 
 READY_BYTES: Final = 2 * BATCH_BYTES
 """Bytes of ended rallies waiting for a batch at most; a rally beyond is dropped."""
-
-STUCK_FOR: Final = 10.0
-"""Seconds bytes may wait in the proxy for a viewer before it is let go."""
-
-GAME_BACKLOG: Final = 256 * 1024
-"""Bytes that may wait in the proxy for a viewer of one game when it is sent more (a
-long game's events come in a burst); past them it is let go, as it would miss events.
-A viewer of the whole feed is sent nothing while anything waits for it."""
-
-HEARTBEAT: Final = 15.0
-"""Seconds a viewer may go without a byte before it is sent a keep-alive comment."""
 
 HELLO: Final = b"retry: 2000\n: connected\n\n"
 """The first bytes of every stream: the reconnect delay for ``EventSource``, and a comment."""
@@ -346,76 +324,3 @@ class Feed:
             return
         self.phase = ScoresPhase.DUE
         self._next_fetch = now + SCORES_RETRY
-
-
-class PacePhase(StrEnum):
-    """Whether a viewer keeps up with what it is sent."""
-
-    KEEPING = "keeping"
-    """Nothing waits in the proxy for it."""
-    BEHIND = "behind"
-    """Bytes wait for it: a viewer of the whole feed skips batches meanwhile."""
-    DROPPED = "dropped"
-    """Behind for :data:`STUCK_FOR` seconds (or, for one game, past
-    :data:`GAME_BACKLOG`): let go."""
-
-
-class Verdict(StrEnum):
-    """What to do with a batch (or a quiet tick) for one viewer."""
-
-    SEND = "send"
-    SKIP = "skip"
-    DROP = "drop"
-
-
-class Pace:
-    """One viewer: is it sent the next batch, does it skip it, or is it let go?"""
-
-    __slots__ = ("behind_since", "complete", "limit", "phase", "quiet_since")
-
-    def __init__(self, now: float, *, complete: bool = False) -> None:
-        self.complete = complete
-        """A viewer of one game: it must miss nothing, so it is never skipped, only let go."""
-        self.limit = GAME_BACKLOG if complete else 0
-        """Bytes that may wait for it when it is sent more."""
-        self.phase = PacePhase.KEEPING
-        self.behind_since = 0.0
-        self.quiet_since = now
-        """When it was last sent anything."""
-
-    def _stuck(self, backlog: int, now: float) -> bool:
-        """Note ``backlog``; True once bytes have waited for :data:`STUCK_FOR` seconds."""
-        if backlog <= 0:
-            self.phase = PacePhase.KEEPING
-            return False
-        if self.phase is PacePhase.KEEPING:
-            self.phase = PacePhase.BEHIND
-            self.behind_since = now
-        return now - self.behind_since >= STUCK_FOR
-
-    def offer(self, backlog: int, now: float) -> Verdict:
-        """A batch is ready; ``backlog``: bytes still waiting in the proxy for this viewer."""
-        if self.phase is PacePhase.DROPPED:
-            return Verdict.DROP
-        stuck = self._stuck(backlog, now)
-        if not stuck and backlog <= self.limit:
-            self.quiet_since = now
-            return Verdict.SEND
-        if stuck or self.complete:
-            self.phase = PacePhase.DROPPED
-            return Verdict.DROP
-        return Verdict.SKIP
-
-    def idle(self, backlog: int, now: float) -> Verdict:
-        """A tick with nothing for this viewer: SEND a keep-alive comment if it has been
-        quiet :data:`HEARTBEAT` seconds, DROP it if bytes have waited for it
-        :data:`STUCK_FOR` seconds, else SKIP (nothing to do)."""
-        if self.phase is PacePhase.DROPPED:
-            return Verdict.DROP
-        if self._stuck(backlog, now):
-            self.phase = PacePhase.DROPPED
-            return Verdict.DROP
-        if backlog <= 0 and now - self.quiet_since >= HEARTBEAT:
-            self.quiet_since = now
-            return Verdict.SEND
-        return Verdict.SKIP

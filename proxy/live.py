@@ -6,14 +6,14 @@ Each event goes to the :class:`~proxy.feed.Feed` (which decides what the viewers
 the whole feed get) and, framed once, to the viewers of its game
 (``/events?game=ID``), found by the subject's game token. Every
 :data:`~proxy.feed.FLUSH` seconds the tick loop writes the feed's batch, the same
-bytes, to every viewer of the whole feed whose :class:`~proxy.feed.Pace` says so,
+bytes, to every viewer of the whole feed whose :class:`~proxy.pace.Pace` says so,
 asks for the scores when the feed says so, notices viewers that went away, and drops
 the subscription when the last one has gone.
 
 Nothing is buffered per viewer but what its socket has not taken (the kernel's share
 bounded by :data:`SEND_BUFFER`): a viewer of the whole feed is written to only when
 nothing waits for it, one of a game while less than
-:data:`~proxy.feed.GAME_BACKLOG` does, so ``StreamResponse.write`` never waits (the
+:data:`~proxy.pace.GAME_BACKLOG` does, so ``StreamResponse.write`` never waits (the
 transport's high-water mark, :data:`HIGH_WATER`, is above anything that adds up to)
 and one loop writes to all of them. A viewer that has gone costs nothing from the next
 tick: it leaves the hub and its request ends.
@@ -36,8 +36,9 @@ from nats.aio.subscription import Subscription
 from pingpong import subjects
 from pingpong.errors import RemoteError
 from pingpong.handlers import raise_for_error
-from proxy.feed import FLUSH, KEEPALIVE, KINDS, Feed, Pace, Verdict, frame
+from proxy.feed import FLUSH, KEEPALIVE, KINDS, Feed, frame
 from proxy.metrics import Metrics
+from proxy.pace import Pace, Verdict
 
 log = logging.getLogger(__name__)
 
@@ -91,15 +92,12 @@ class Viewer:
         return transport.get_write_buffer_size()
 
 
-class Hub:
-    """Every ``/events`` client of one proxy and the one subscription they share."""
+class Audience:
+    """Who watches: the viewers of the whole feed, those of each game, and their slots."""
 
-    def __init__(self, nc: Client, metrics: Metrics, max_viewers: int, rate: float) -> None:
-        self.nc = nc
+    def __init__(self, metrics: Metrics, max_viewers: int) -> None:
         self.metrics = metrics
         self.max_viewers = max_viewers
-        self.loop = asyncio.get_running_loop()
-        self.feed = Feed(rate, self.loop.time())
         self.slots = 0
         """Viewers admitted (sent to, or on their way)."""
         self.whole: set[Viewer] = set()
@@ -107,18 +105,7 @@ class Hub:
         self.by_game: dict[str, set[Viewer]] = {}
         """Viewers of one game, by game id."""
         self.closing = False
-        self.pending_msgs = PENDING_MSGS
-        """Events the subscription may hold (:data:`PENDING_MSGS`; tests make it small)."""
-        self._sub: Subscription | None = None
-        self._subscribing = asyncio.Lock()
-        self._handled = 0
-        self._lost = 0
-        self._fetch: asyncio.Task[None] | None = None
-        self._ticks: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        """Start the tick loop."""
-        self._ticks = asyncio.create_task(self._tick_loop())
+        """The proxy stops: no new viewer is taken."""
 
     def admit(self, viewer: Viewer) -> bool:
         """Give ``viewer`` a slot: False when :attr:`max_viewers` are here (or the proxy
@@ -130,17 +117,8 @@ class Hub:
         self.metrics.viewers.set(self.slots)
         return True
 
-    async def join(self, viewer: Viewer) -> None:
-        """Start sending to an admitted ``viewer`` (its response is prepared)."""
-        await self._subscribe()
-        transport = viewer.request.transport
-        if transport is None or transport.is_closing() or self.closing:
-            viewer.gone.set()
-            return
-        transport.set_write_buffer_limits(high=HIGH_WATER)
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
+    def add(self, viewer: Viewer) -> None:
+        """An admitted ``viewer`` is sent to from now on."""
         viewer.joined = True
         if viewer.game is None:
             self.whole.add(viewer)
@@ -164,6 +142,62 @@ class Hub:
             viewer.slot = False
             self.slots -= 1
             self.metrics.viewers.set(self.slots)
+
+    def let_go(self, viewer: Viewer, events: int) -> None:
+        """Drop ``viewer`` (it fell behind, or would miss events), counting ``events``."""
+        self.metrics.feed_dropped.inc(events)
+        self.metrics.viewers_dropped.inc()
+        transport = viewer.request.transport
+        if transport is not None:
+            transport.abort()  # what waits for it is thrown away now
+        self.leave(viewer)
+
+    def of_games(self) -> list[Viewer]:
+        """Every viewer of one game."""
+        return [viewer for watchers in self.by_game.values() for viewer in watchers]
+
+    def end(self) -> None:
+        """The proxy stops: every stream ends now; no new viewer is taken."""
+        self.closing = True
+        for viewer in [*self.whole, *self.of_games()]:
+            viewer.gone.set()
+
+
+class Hub:
+    """Every ``/events`` client of one proxy (its :class:`Audience`) and the one
+    subscription they share."""
+
+    def __init__(self, nc: Client, metrics: Metrics, max_viewers: int, rate: float) -> None:
+        self.nc = nc
+        self.metrics = metrics
+        self.audience = Audience(metrics, max_viewers)
+        self.loop = asyncio.get_running_loop()
+        self.feed = Feed(rate, self.loop.time())
+        self.pending_msgs = PENDING_MSGS
+        """Events the subscription may hold (:data:`PENDING_MSGS`; tests make it small)."""
+        self._sub: Subscription | None = None
+        self._subscribing = asyncio.Lock()
+        self._handled = 0
+        self._lost = 0
+        self._fetch: asyncio.Task[None] | None = None
+        self._ticks: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Start the tick loop."""
+        self._ticks = asyncio.create_task(self._tick_loop())
+
+    async def join(self, viewer: Viewer) -> None:
+        """Start sending to an admitted ``viewer`` (its response is prepared)."""
+        await self._subscribe()
+        transport = viewer.request.transport
+        if transport is None or transport.is_closing() or self.audience.closing:
+            viewer.gone.set()
+            return
+        transport.set_write_buffer_limits(high=HIGH_WATER)
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
+        self.audience.add(viewer)
 
     async def _subscribe(self) -> None:
         async with self._subscribing:
@@ -193,7 +227,8 @@ class Hub:
         if sub is not None:
             lost = sub.delivered - sub.pending_msgs - self._handled
             if lost > self._lost:
-                self._events_lost(lost - self._lost)
+                log.warning("the live feed fell behind; %d events lost", lost - self._lost)
+                self.lost(lost - self._lost)
                 self._lost = lost
         parts = msg.subject.split(".")
         if len(parts) != 3 or parts[2] not in KINDS:
@@ -201,71 +236,44 @@ class Hub:
         _, game, kind = parts
         now = self.loop.time()
         self.feed.event(game, kind, msg.data, now)
-        watchers = self.by_game.get(game)
+        watchers = self.audience.by_game.get(game)
         if watchers:
             data = frame(kind, msg.data)
             for viewer in list(watchers):
-                await self._send(viewer, data, 1, now)
+                await self._deliver(viewer, data, 1, now)
 
-    def _events_lost(self, count: int) -> None:
-        """nats-py dropped events (this proxy fell behind): no rally is shown torn."""
-        log.warning("the live feed fell behind; %d events lost", count)
+    def lost(self, events: int = 0) -> None:
+        """Events will never come (nats-py dropped ``events`` as this proxy fell behind,
+        or the NATS connection dropped): no rally is shown torn, and every viewer of one
+        game, who would miss some of its events, is let go."""
         self.feed.lost()
-        self._let_go_of_games(count)
+        for viewer in self.audience.of_games():
+            self.audience.let_go(viewer, events)
 
-    def connection_lost(self) -> None:
-        """The NATS connection dropped: events published until it is back never come."""
-        self.feed.lost()
-        self._let_go_of_games(0)
-
-    def _let_go_of_games(self, events: int) -> None:
-        for watchers in list(self.by_game.values()):
-            for viewer in list(watchers):  # they would miss events of their game
-                self._let_go(viewer, events)
-
-    async def _send(self, viewer: Viewer, data: bytes, events: int, now: float) -> None:
-        """Write ``data`` to ``viewer`` if it keeps up; else skip or let go, and count."""
+    async def _deliver(self, viewer: Viewer, data: bytes | None, events: int, now: float) -> None:
+        """Offer ``viewer`` the ``data`` of ``events`` (None: a tick with nothing for it,
+        due a keep-alive if it has been quiet): write it if its pace says so; else skip it
+        or let the viewer go, and count."""
         backlog = viewer.backlog()
         if backlog < 0:
-            self.leave(viewer)
+            self.audience.leave(viewer)
             return
-        verdict = viewer.pace.offer(backlog, now)
-        if verdict is Verdict.SEND:
-            try:
-                await viewer.response.write(data)
-            except (ConnectionResetError, RuntimeError):
-                self.leave(viewer)
-        elif verdict is Verdict.SKIP:
-            self.metrics.feed_dropped.inc(events)
+        if data is None:
+            verdict = viewer.pace.idle(backlog, now)
         else:
-            self._let_go(viewer, events)
-
-    async def _idle(self, viewer: Viewer, now: float) -> None:
-        """A tick with nothing for ``viewer``: has it gone, is it stuck, is it due a
-        keep-alive?"""
-        backlog = viewer.backlog()
-        if backlog < 0:
-            self.leave(viewer)
-            return
-        verdict = viewer.pace.idle(backlog, now)
+            verdict = viewer.pace.offer(backlog, now)
         if verdict is Verdict.SEND:
             try:
-                await viewer.response.write(KEEPALIVE)
+                await viewer.response.write(KEEPALIVE if data is None else data)
             except (ConnectionResetError, RuntimeError):
-                self.leave(viewer)
+                self.audience.leave(viewer)
         elif verdict is Verdict.DROP:
-            self._let_go(viewer, 0)
-
-    def _let_go(self, viewer: Viewer, events: int) -> None:
-        self.metrics.feed_dropped.inc(events)
-        self.metrics.viewers_dropped.inc()
-        transport = viewer.request.transport
-        if transport is not None:
-            transport.abort()  # what waits for it is thrown away now
-        self.leave(viewer)
+            self.audience.let_go(viewer, events)
+        elif data is not None:
+            self.metrics.feed_dropped.inc(events)
 
     async def _tick_loop(self) -> None:
-        while not self.closing:
+        while not self.audience.closing:
             await asyncio.sleep(FLUSH)
             try:
                 await self._tick()
@@ -279,15 +287,11 @@ class Hub:
             self.metrics.feed_skipped.inc(tick.skipped)
         if tick.fetch_scores:
             self._fetch = asyncio.create_task(self._fetch_scores())
-        for viewer in list(self.whole):
-            if tick.batch:
-                await self._send(viewer, tick.batch, tick.events, now)
-            else:
-                await self._idle(viewer, now)
-        for watchers in list(self.by_game.values()):
-            for viewer in list(watchers):
-                await self._idle(viewer, now)
-        if not self.slots and self._sub is not None:
+        for viewer in list(self.audience.whole):
+            await self._deliver(viewer, tick.batch or None, tick.events, now)
+        for viewer in self.audience.of_games():
+            await self._deliver(viewer, None, 0, now)
+        if not self.audience.slots and self._sub is not None:
             await self._unsubscribe()
 
     async def _fetch_scores(self) -> None:
@@ -302,15 +306,9 @@ class Hub:
             return
         self.feed.scores(msg.data)
 
-    def end(self) -> None:
-        """The proxy stops: every stream ends now; no new viewer is taken."""
-        self.closing = True
-        for viewer in [*self.whole, *(v for w in self.by_game.values() for v in w)]:
-            viewer.gone.set()
-
     async def close(self) -> None:
-        """Stop the tick loop and the subscription (after :meth:`end`)."""
-        self.end()
+        """Stop the tick loop and the subscription (after the audience's ``end``)."""
+        self.audience.end()
         for task in (self._ticks, self._fetch):
             if task is not None and not task.done():
                 task.cancel()

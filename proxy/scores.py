@@ -65,6 +65,7 @@ async def events(request: web.Request) -> web.StreamResponse:
     if not request.app[NATS].is_connected:
         return error(503, "not connected to NATS; try again shortly", {"Retry-After": "1"})
     hub = request.app[LIVE]
+    audience = hub.audience
     response = web.StreamResponse(
         headers={
             "Content-Type": "text/event-stream",
@@ -73,13 +74,13 @@ async def events(request: web.Request) -> web.StreamResponse:
         }
     )
     viewer = Viewer(request, response, game, asyncio.get_running_loop().time())
-    if not hub.admit(viewer):
-        if hub.closing:
+    if not audience.admit(viewer):
+        if audience.closing:
             return error(503, "the proxy is stopping", {"Retry-After": "1"})
         request.app[METRICS].viewers_refused.inc()
         return error(
             503,
-            f"too many live viewers on this proxy ({hub.max_viewers}); try again shortly",
+            f"too many live viewers on this proxy ({audience.max_viewers}); try again shortly",
             {"Retry-After": str(VIEWERS_RETRY)},
         )
     try:
@@ -90,7 +91,7 @@ async def events(request: web.Request) -> web.StreamResponse:
     except (ConnectionResetError, nats.errors.Error):
         pass
     finally:
-        hub.leave(viewer)
+        audience.leave(viewer)
     return response
 
 

@@ -33,8 +33,8 @@ from pingpong.messages import (
 )
 from pingpong.settings import Settings
 from proxy.app import create_app
-from proxy.feed import STUCK_FOR
 from proxy.keys import LIVE, NATS
+from proxy.pace import STUCK_FOR
 from tests.conftest import Services, wait_for
 from tests.load import play
 from tests.natsserver import NatsServer, free_port
