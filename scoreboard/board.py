@@ -27,8 +27,8 @@ from nats.js.api import StorageType, StreamConfig
 from nats.js.kv import KeyValue
 
 from pingpong import subjects
+from pingpong.consumer import delivered_sequences
 from pingpong.errors import BadMessageError
-from pingpong.eventlog import delivered_sequences
 from pingpong.inbox import Inbox
 from pingpong.messages import RallyEvent, decode_event, encode
 from scoreboard.logic import ResultKind, Tally, fold_all

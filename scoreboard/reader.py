@@ -28,7 +28,8 @@ from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from pingpong import subjects
-from pingpong.eventlog import Puller, delivered_sequences, ensure_log
+from pingpong.consumer import Puller, delivered_sequences
+from pingpong.eventlog import ensure_log
 from scoreboard.board import Scoreboard
 from scoreboard.logic import ResultKind, missed
 

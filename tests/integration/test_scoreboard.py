@@ -11,7 +11,7 @@ import pytest
 from nats.aio.client import Client
 
 from pingpong import eventlog, subjects
-from pingpong.eventlog import Puller
+from pingpong.consumer import Puller
 from pingpong.messages import (
     Game,
     RallyFinished,

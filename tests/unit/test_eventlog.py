@@ -7,7 +7,7 @@ import pytest
 from nats.aio.msg import Msg
 from nats.js.api import PersistMode
 
-from pingpong import eventlog, subjects
+from pingpong import consumer, eventlog, subjects
 from pingpong.settings import DUPLICATE_SPARE, Settings
 
 REPLIES = [
@@ -21,14 +21,14 @@ REPLIES = [
 def test_the_sequences_of_a_delivery_are_the_ones_nats_py_reads(reply: str) -> None:
     msg = Msg(None, subject="rally.g.finished", reply=reply)  # type: ignore[arg-type]
     meta = msg.metadata.sequence
-    assert eventlog.delivered_sequences(msg) == (meta.stream, meta.consumer) == (4711, 42)
+    assert consumer.delivered_sequences(msg) == (meta.stream, meta.consumer) == (4711, 42)
 
 
 @pytest.mark.parametrize("reply", ["", "_INBOX.abc.1", "$JS.ACK.too.few", "$JS.API.X.a.b.c.d.e.f"])
 def test_a_message_that_is_not_a_delivery_has_no_sequences(reply: str) -> None:
     msg = Msg(None, subject="x", reply=reply)  # type: ignore[arg-type]
     with pytest.raises(nats.errors.NotJSMessageError):
-        eventlog.delivered_sequences(msg)
+        consumer.delivered_sequences(msg)
 
 
 def test_the_log_keeps_what_the_settings_say_the_results_apart_from_the_play() -> None:
