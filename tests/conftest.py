@@ -19,8 +19,9 @@ from tests.natsserver import NatsServer, free_port
 
 @pytest.fixture
 async def nats_server(tmp_path: Path) -> AsyncIterator[NatsServer]:
-    """A real nats-server with JetStream on a free loopback port."""
-    server = NatsServer(store=tmp_path / "js")
+    """A real nats-server with JetStream on a free loopback port (and its monitoring
+    endpoint on another)."""
+    server = NatsServer(store=tmp_path / "js", monitor_port=free_port())
     await server.start()
     yield server
     await server.close()

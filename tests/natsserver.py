@@ -7,6 +7,7 @@ import contextlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import aiohttp
 from nats.js import JetStreamContext
 
 from bench.process import free_port
@@ -26,6 +27,8 @@ class NatsServer:
     port: int = field(default_factory=free_port)
     extra_args: list[str] = field(default_factory=list)
     name: str = "test"
+    monitor_port: int | None = None
+    """Where its monitoring endpoint listens (``-m``), if anywhere."""
     proc: asyncio.subprocess.Process | None = None
     log: list[str] = field(default_factory=list)
 
@@ -37,6 +40,8 @@ class NatsServer:
         args = ["-a", "127.0.0.1", "-p", str(self.port), "-n", self.name, *self.extra_args]
         if self.jetstream:
             args += ["-js", "-sd", str(self.store)]
+        if self.monitor_port is not None:
+            args += ["-m", str(self.monitor_port)]
         self.proc = await asyncio.create_subprocess_exec(
             find_nats_server(),
             *args,
@@ -58,6 +63,13 @@ class NatsServer:
         assert proc.stderr is not None
         async for raw in proc.stderr:
             self.log.append(raw.decode(errors="replace").rstrip())
+
+    async def subscriptions(self) -> int:
+        """The server's count of subscriptions, from its monitoring endpoint (``/varz``)."""
+        assert self.monitor_port is not None, "started without a monitoring port"
+        url = f"http://127.0.0.1:{self.monitor_port}/varz"
+        async with aiohttp.ClientSession() as http, http.get(url) as r:
+            return int((await r.json())["subscriptions"])
 
     async def stop(self) -> None:
         """SIGTERM (lame duck off: a plain shutdown) and wait."""

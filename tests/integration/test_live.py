@@ -10,12 +10,9 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import aiohttp
-import pytest
 from aiohttp.test_utils import TestServer
 from nats.aio.client import Client
 
@@ -38,22 +35,6 @@ from proxy.pace import STUCK_FOR
 from tests.conftest import Services, wait_for
 from tests.load import play
 from tests.natsserver import NatsServer, free_port
-
-
-@pytest.fixture
-async def nats_server(tmp_path: Path) -> AsyncIterator[NatsServer]:
-    """A real nats-server with JetStream and its monitoring endpoint (``-m``)."""
-    server = NatsServer(store=tmp_path / "js", extra_args=["-m", str(free_port())])
-    await server.start()
-    yield server
-    await server.close()
-
-
-async def server_subscriptions(server: NatsServer) -> int:
-    """The server's count of subscriptions, from its monitoring endpoint (``/varz``)."""
-    port = server.extra_args[server.extra_args.index("-m") + 1]
-    async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{port}/varz") as r:
-        return int((await r.json())["subscriptions"])
 
 
 @dataclass
@@ -188,14 +169,14 @@ async def test_a_crowd_of_viewers_costs_the_server_one_subscription_and_none_onc
         await play(http, url, 1)  # the subscriptions of a game, and of a request
         async with http.get(url + "/scores.json") as r:  # (the scores ticks' inbox) are made
             await r.read()
-        before = await server_subscriptions(nats_server)
+        before = await nats_server.subscriptions()
         tasks_before = len(asyncio.all_tasks())
         streams = [await http.get(url + "/events") for _ in range(20)]
         streams += [await http.get(url + f"/events?game=g{n}") for n in range(5)]
         assert all(s.status == 200 for s in streams)
         for s in streams:
             assert await s.content.readline() == b"retry: 2000\n"
-        with_crowd = await server_subscriptions(nats_server)
+        with_crowd = await nats_server.subscriptions()
         viewers = await metric(http, url, "pingpong_viewers")
         await play(http, url, 3)
         for s in streams:
@@ -207,7 +188,7 @@ async def test_a_crowd_of_viewers_costs_the_server_one_subscription_and_none_onc
         await wait_for(all_gone, timeout=5)
 
         async def unsubscribed() -> bool:
-            return await server_subscriptions(nats_server) == before
+            return await nats_server.subscriptions() == before
 
         await wait_for(unsubscribed, timeout=5)
     assert with_crowd == before + 1

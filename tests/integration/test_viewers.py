@@ -18,7 +18,7 @@ from bench.viewers import Crowd, raise_nofile
 from tests.conftest import wait_for
 from tests.integration.test_faults import healthy, report
 from tests.load import Load
-from tests.natsserver import NatsServer, free_port
+from tests.natsserver import NatsServer
 from tests.processes import ProcessStack
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
@@ -40,26 +40,10 @@ RSS_BOUND_MB = 100.0
 
 
 @pytest.fixture
-async def monitored(tmp_path: Path) -> AsyncIterator[NatsServer]:
-    """A nats-server with JetStream and its monitoring endpoint (``-m``)."""
-    server = NatsServer(store=tmp_path / "js", extra_args=["-m", str(free_port())])
-    await server.start()
-    yield server
-    await server.close()
-
-
-@pytest.fixture
-async def stack(monitored: NatsServer, tmp_path: Path) -> AsyncIterator[ProcessStack]:
-    s = ProcessStack(monitored.url, tmp_path / "stack.log")
+async def stack(nats_server: NatsServer, tmp_path: Path) -> AsyncIterator[ProcessStack]:
+    s = ProcessStack(nats_server.url, tmp_path / "stack.log")
     yield s
     await s.close()
-
-
-async def subscriptions(server: NatsServer) -> int:
-    """The server's subscription count (``/varz``)."""
-    port = server.extra_args[server.extra_args.index("-m") + 1]
-    async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{port}/varz") as r:
-        return int((await r.json())["subscriptions"])
 
 
 async def metrics(url: str) -> dict[str, float]:
@@ -73,7 +57,7 @@ async def metrics(url: str) -> dict[str, float]:
 
 
 async def test_1000_viewers_coming_and_going_under_load_fail_no_game_and_leave_nothing(
-    stack: ProcessStack, monitored: NatsServer
+    stack: ProcessStack, nats_server: NatsServer
 ) -> None:
     raise_nofile(VIEWERS + 1024)  # this process holds the crowd's sockets
     await stack.game()
@@ -84,7 +68,7 @@ async def test_1000_viewers_coming_and_going_under_load_fail_no_game_and_leave_n
     assert warm.failures == []
     async with aiohttp.ClientSession() as http, http.get(stack.url + "/scores.json") as r:
         assert r.status == 200
-    before = await subscriptions(monitored)
+    before = await nats_server.subscriptions()
     rss_before = stack.rss()["proxy"]
     peak = rss_before
     watching = True
@@ -115,7 +99,7 @@ async def test_1000_viewers_coming_and_going_under_load_fail_no_game_and_leave_n
             crowds.append(crowd)
             opened += len(crowd.viewers)
             await asyncio.sleep(1)
-        during.append(await subscriptions(monitored))
+        during.append(await nats_server.subscriptions())
         await asyncio.sleep(3)  # all of them watch a while
         for crowd in crowds:  # and leave in waves
             refused += crowd.refused + crowd.unopened
@@ -134,10 +118,10 @@ async def test_1000_viewers_coming_and_going_under_load_fail_no_game_and_leave_n
     await watcher
 
     async def unsubscribed() -> bool:
-        return await subscriptions(monitored) == before
+        return await nats_server.subscriptions() == before
 
     await wait_for(unsubscribed, timeout=10, interval=0.2)
-    after = await subscriptions(monitored)
+    after = await nats_server.subscriptions()
     figures = await metrics(stack.url)
     report(
         "viewers",
