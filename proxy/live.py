@@ -16,7 +16,7 @@ nothing waits for it, one of a game while less than
 :data:`~proxy.pace.GAME_BACKLOG` does, so ``StreamResponse.write`` never waits (the
 transport's high-water mark, :data:`HIGH_WATER`, is above anything that adds up to)
 and one loop writes to all of them. A viewer that has gone costs nothing from the next
-tick: it leaves the hub and its request ends.
+tick: it leaves the :class:`Audience` and its request ends.
 """
 
 from __future__ import annotations
