@@ -14,6 +14,7 @@ comes within ``linger`` seconds, still plays the games that are still waiting fo
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -26,7 +27,7 @@ from manager.game import Asked
 from pingpong import subjects
 from pingpong.errors import BadMessageError, RemoteError, UnansweredError
 from pingpong.handlers import Decoder, raise_for_error
-from pingpong.inbox import Inbox, OnReply
+from pingpong.inbox import Inbox
 from pingpong.messages import M, Result, SwingBatchReply, SwingReply, decode
 from pingpong.wire import swing_batch_json, swing_json
 
@@ -37,6 +38,9 @@ REPLY_CACHE: Final = 1024
 
 OnAnswer = Callable[[Asked, str, tuple[Result, ...], float], Awaitable[None]]
 """Takes a side's answer to a game's request: the item, the player, its results, when."""
+
+Answered = Callable[[bytes], Awaitable[None]]
+"""Reads one request's reply data and hands on its answers (a batch's, or a lone swing's)."""
 
 
 class SideSender:
@@ -71,8 +75,8 @@ class SideSender:
                 await self._alone(item)
             return
         payload = swing_batch_json((i.game.game_id, i.ask.first, i.ask.count) for i in items)
-        data = await self._ask(self._swings, payload, lambda msg: self._late(items, msg))
-        await self._batch_answered(items, data)
+        answered = functools.partial(self._batch_answered, items)
+        await answered(await self._ask(self._swings, payload, answered))
 
     async def _batch_answered(self, items: list[Asked], data: bytes) -> None:
         reply = self._read(SwingBatchReply, data)
@@ -88,8 +92,8 @@ class SideSender:
     async def _alone(self, item: Asked) -> None:
         ask = item.ask
         payload = swing_json(item.game.game_id, ask.first, ask.count)
-        data = await self._ask(self._swing, payload, lambda msg: self._late([item], msg))
-        await self._alone_answered(item, data)
+        answered = functools.partial(self._alone_answered, item)
+        await answered(await self._ask(self._swing, payload, answered))
 
     async def _alone_answered(self, item: Asked, data: bytes) -> None:
         try:
@@ -100,19 +104,18 @@ class SideSender:
             raise UnansweredError(f"a {reply.side} player answered a {self.side} swing")
         await self.on_answer(item, reply.instance, reply.results, time.perf_counter())
 
-    async def _late(self, items: list[Asked], msg: Msg | None) -> None:
+    @staticmethod
+    async def _late(answered: Answered, msg: Msg | None) -> None:
         """The answer to a request after its timeout: it plays the games still waiting."""
         if msg is None:
             return
         with contextlib.suppress(UnansweredError, RemoteError):
-            data = raise_for_error(msg).data
-            if len(items) == 1:  # a lone swing's request (a batch has two items or more)
-                await self._alone_answered(items[0], data)
-            else:
-                await self._batch_answered(items, data)
+            await answered(raise_for_error(msg).data)
 
-    async def _ask(self, subject: str, payload: bytes, late: OnReply) -> bytes:
-        """A request to the side's players: the reply's data."""
+    async def _ask(self, subject: str, payload: bytes, answered: Answered) -> bytes:
+        """A request to the side's players: the reply's data (``answered`` also gets the
+        reply's data should it come within :attr:`linger` after the timeout)."""
+        late = functools.partial(self._late, answered)
         try:
             msg = await self.inbox.request(
                 subject, payload, self.timeout, late=late, linger=self.linger
