@@ -182,7 +182,7 @@ class Results:
             f"within {game.ending.store_timeout:g}s ({game.ending.tries} tries): {e}"
         )
         if isinstance(e, nats.js.errors.NoStreamResponseError) and self.keeper is not None:
-            self.keeper.lost()
+            self.keeper.check()
         action = game.ending.not_stored(self._loop.time(), why)
         if isinstance(action, Answer):
             log.error("%s", why, extra={"game_id": game.game_id})

@@ -180,7 +180,7 @@ class Keeper:
 
     A store that comes back empty (a lost disk, a fresh volume, a power cut before a
     stream's first sync; ``STROKES`` is never synced on its own) has no streams: without
-    this, their writers would write into nothing until a restart. :meth:`lost` when a
+    this, their writers would write into nothing until a restart. :meth:`check` when a
     stored write met no stream (a cluster electing a stream leader answers the same way;
     then the stream is there, and this does nothing), and every few seconds (:meth:`run`):
     the play is published without an ack, so nothing else would notice.
@@ -190,10 +190,6 @@ class Keeper:
         self.js = js
         self.configs = configs
         self._again: asyncio.Task[None] | None = None
-
-    def lost(self) -> None:
-        """No stream took a write: make the log's streams again if they are gone."""
-        self.check()
 
     async def run(self, stop: asyncio.Event) -> None:
         """:meth:`check` every :data:`KEEP_EVERY` seconds until ``stop`` (a store that came
