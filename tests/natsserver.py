@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from pingpong import eventlog
 from pingpong.local import find_nats_server
 from pingpong.settings import Settings
 
-__all__ = ["NatsServer", "free_port", "stream_takes_no_rally_events"]
+__all__ = ["NatsServer", "cluster_of", "free_port", "stream_takes_no_rally_events"]
 
 
 @dataclass
@@ -86,6 +87,28 @@ class NatsServer:
     async def close(self) -> None:
         with contextlib.suppress(ProcessLookupError):
             await self.kill()
+
+
+def cluster_of(stores: Sequence[Path], *extra_args: str) -> list[NatsServer]:
+    """One server a store, routed to each other as cluster ``pingpong`` (not started)."""
+    ports = [free_port() for _ in stores]
+    routes = ",".join(f"nats://127.0.0.1:{p}" for p in ports)
+    return [
+        NatsServer(
+            store=store,
+            name=f"s{n}",
+            extra_args=[
+                *extra_args,
+                "--cluster_name",
+                "pingpong",
+                "--cluster",
+                f"nats://127.0.0.1:{port}",
+                "--routes",
+                routes,
+            ],
+        )
+        for n, (store, port) in enumerate(zip(stores, ports, strict=True))
+    ]
 
 
 async def stream_takes_no_rally_events(js: JetStreamContext) -> None:

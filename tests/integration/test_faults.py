@@ -20,7 +20,7 @@ from pingpong import subjects
 from pingpong.messages import Scores
 from tests.conftest import wait_for
 from tests.load import Load
-from tests.natsserver import NatsServer, free_port
+from tests.natsserver import NatsServer, cluster_of
 from tests.processes import ProcessStack
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
@@ -195,23 +195,7 @@ async def test_nats_down_for_5s_gives_fast_503s_then_full_service(
 
 @pytest.fixture
 async def cluster(tmp_path: Path) -> AsyncIterator[list[NatsServer]]:
-    ports = [free_port() for _ in range(3)]
-    routes = ",".join(f"nats://127.0.0.1:{p}" for p in ports)
-    servers = [
-        NatsServer(
-            store=tmp_path / f"js{n}",
-            name=f"s{n}",
-            extra_args=[
-                "--cluster_name",
-                "pingpong",
-                "--cluster",
-                f"nats://127.0.0.1:{ports[n]}",
-                "--routes",
-                routes,
-            ],
-        )
-        for n in range(3)
-    ]
+    servers = cluster_of([tmp_path / f"js{n}" for n in range(3)])
     await asyncio.gather(*(s.start() for s in servers))
     yield servers
     for s in servers:

@@ -31,7 +31,7 @@ from pingpong.local import server_config
 from pingpong.messages import Scores
 from tests.conftest import wait_for
 from tests.load import Load
-from tests.natsserver import NatsServer, free_port
+from tests.natsserver import NatsServer, cluster_of
 from tests.processes import ProcessStack
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
@@ -50,21 +50,17 @@ def powercut(*args: str) -> str:
     return done.stdout
 
 
-def mounted(tmp_path: Path, name: str) -> contextlib.AbstractContextManager[Path]:
+@contextlib.contextmanager
+def mounted(tmp_path: Path, name: str) -> Iterator[Path]:
     """A powercut mount under ``tmp_path`` (its backing directory beside it)."""
-
-    @contextlib.contextmanager
-    def mount() -> Iterator[Path]:
-        backing, point = tmp_path / f"{name}-backing", tmp_path / name
-        backing.mkdir()
-        point.mkdir()
-        powercut("mount", str(backing), str(point))
-        try:
-            yield point
-        finally:
-            subprocess.run([str(POWERCUT), "umount", str(point)], timeout=120, check=False)
-
-    return mount()
+    backing, point = tmp_path / f"{name}-backing", tmp_path / name
+    backing.mkdir()
+    point.mkdir()
+    powercut("mount", str(backing), str(point))
+    try:
+        yield point
+    finally:
+        subprocess.run([str(POWERCUT), "umount", str(point)], timeout=120, check=False)
 
 
 @pytest.fixture
@@ -98,23 +94,11 @@ async def durable_nats(mount: Path, tmp_path: Path) -> AsyncIterator[NatsServer]
 @pytest.fixture
 async def durable_cluster(powercut_ready: None, tmp_path: Path) -> AsyncIterator[list[NatsServer]]:
     """Three clustered nats-servers synced as the stack's are, each store on its own mount."""
-    ports = [free_port() for _ in range(3)]
-    routes = ",".join(f"nats://127.0.0.1:{p}" for p in ports)
     with contextlib.ExitStack() as mounts:
-        servers = []
-        for n in range(3):
-            store = mounts.enter_context(mounted(tmp_path, f"s{n}"))
-            config_dir = tmp_path / f"s{n}-conf"
-            config_dir.mkdir()
-            config = server_config(config_dir, "always")
-            cluster = ["--cluster_name", "pingpong", "--cluster", f"nats://127.0.0.1:{ports[n]}"]
-            servers.append(
-                NatsServer(
-                    store=store,
-                    name=f"s{n}",
-                    extra_args=["-c", str(config), *cluster, "--routes", routes],
-                )
-            )
+        stores = [mounts.enter_context(mounted(tmp_path, f"s{n}")) for n in range(3)]
+        config_dir = tmp_path / "conf"
+        config_dir.mkdir()
+        servers = cluster_of(stores, "-c", str(server_config(config_dir, "always")))
         await asyncio.gather(*(s.start() for s in servers))
         try:
             yield servers
