@@ -243,19 +243,11 @@ def test_the_stack_spreads_over_three_nodes_and_every_nodes_port_plays(
     assert len(players) >= 2, nodes_stack.tasks
 
 
-@dataclass
-class Cut:
-    """Games from two nodes' proxies while the third was cut off and back."""
-
-    load: Load
-    before: int
-    """The scores' games before."""
-    seconds: float
-    memory: dict[str, tuple[float, float]]
-    """Each service's most MiB used while the node was cut off, and its limit."""
-
-
-def games_while_cut_off(stack: str, victim: str) -> Cut:
+def games_while_cut_off(spread: Spread, victim: str, label: str) -> dict[str, tuple[float, float]]:
+    """Games from the other two nodes' proxies while ``victim`` is cut off for
+    :data:`CUT_FOR` seconds and back: reports them and asserts that none failed and the
+    scores count every one. Returns each service's most MiB used while the node was cut
+    off, and its limit."""
     players = [n for n in NODES if n != victim]
     before = settled_games(base(players[0]))
     t0 = time.monotonic()
@@ -263,29 +255,29 @@ def games_while_cut_off(stack: str, victim: str) -> Cut:
         time.sleep(5)
         with link_down(victim):
             time.sleep(CUT_FOR)
-            memory = memory_under_load(stack)
+            memory = memory_under_load(spread.stack)
         ok_then = load.ok
         wait_until("games after the node is back", lambda: load.ok > ok_then + 50, 60, 0.2)
         time.sleep(5)
-    return Cut(load, before, time.monotonic() - t0, memory)
+    report(
+        label,
+        load,
+        time.monotonic() - t0,
+        victim=victim,
+        its_tasks=",".join(spread.tasks[victim]),
+        cut_s=CUT_FOR,
+    )
+    assert_no_game_lost(load, before, base(players[0]))
+    return memory
 
 
 def test_a_node_cut_off_and_back_costs_no_game(nodes_stack: Spread) -> None:
     settle(nodes_stack.stack)
     victim = nodes_stack.busiest_but(*nodes_stack.nodes_of("nats"))
-    cut = games_while_cut_off(nodes_stack.stack, victim)
-    report(
-        "node cut off",
-        cut.load,
-        cut.seconds,
-        victim=victim,
-        its_tasks=",".join(nodes_stack.tasks[victim]),
-        cut_s=CUT_FOR,
-    )
-    for service, (used, limit) in sorted(cut.memory.items()):
+    memory = games_while_cut_off(nodes_stack, victim, "node cut off")
+    for service, (used, limit) in sorted(memory.items()):
         print(f"  memory under load: {service:<11} {used:6.1f} MiB of {limit:.0f} MiB")
-    assert_no_game_lost(cut.load, cut.before, base(next(n for n in NODES if n != victim)))
-    for service, (used, limit) in cut.memory.items():
+    for service, (used, limit) in memory.items():
         assert used < limit, f"{service} uses {used:.0f} of its {limit:.0f} MiB"
 
 
@@ -332,13 +324,4 @@ def test_the_nats_cluster_losing_a_node_costs_no_game(nodes_cluster: Spread) -> 
     assert nodes_cluster.nodes_of("nats") == set(NODES), nodes_cluster.tasks  # one a node
     settle(nodes_cluster.stack)
     victim = nodes_cluster.busiest_but("pi1")  # pi1 is the swarm's only manager
-    cut = games_while_cut_off(nodes_cluster.stack, victim)
-    report(
-        "NATS cluster losing a node",
-        cut.load,
-        cut.seconds,
-        victim=victim,
-        its_tasks=",".join(nodes_cluster.tasks[victim]),
-        cut_s=CUT_FOR,
-    )
-    assert_no_game_lost(cut.load, cut.before, base(next(n for n in NODES if n != victim)))
+    games_while_cut_off(nodes_cluster, victim, "NATS cluster losing a node")
